@@ -1,0 +1,43 @@
+/*
+ * app.h - the TaskFlow application: composes configuration, logs, metrics,
+ * the Postgres pools and the HTTP server into a running `serve`.
+ *
+ * tf_app_create() builds the router and everything shared; tf_app_run()
+ * starts the HTTP loops (each with its own Postgres pool, created on its own
+ * thread), then waits on the calling thread for SIGINT or SIGTERM and shuts
+ * down gracefully.  The app is the only owner of the shared pieces; loops see
+ * them read-only (metrics and logs are thread-safe).
+ */
+#ifndef TF_ADAPTERS_APP_APP_H
+#define TF_ADAPTERS_APP_APP_H
+
+#include "adapters/cli/config.h"
+#include "adapters/http/server.h"
+#include "adapters/log/log.h"
+#include "adapters/metrics/metrics.h"
+#include "adapters/pg/pool.h"
+
+typedef struct tf_app tf_app_t;
+
+/* State of one loop thread, reachable from its requests through
+ * tf_http_req_loop_ctx(). */
+typedef struct {
+    tf_app_t *app;
+    int index;
+    tf_pg_pool_t *pg;
+} tf_app_loop_t;
+
+/* Builds the app from a loaded configuration (not copied: `cfg`, `log` and
+ * `metrics` must outlive the app).  Caller owns the result; free with
+ * tf_app_destroy(). */
+int tf_app_create(const tf_config_t *cfg, tf_log_t *log, tf_metrics_t *metrics, tf_app_t **out);
+void tf_app_destroy(tf_app_t *app);
+
+/* Serves until SIGINT/SIGTERM, then stops gracefully.  Returns 0 on a clean
+ * stop or a TF_E* code when the server could not start. */
+int tf_app_run(tf_app_t *app);
+
+/* Registers the app's routes on `router` (exposed for tests). */
+int tf_app_routes(tf_app_t *app, tf_router_t *router);
+
+#endif

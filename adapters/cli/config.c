@@ -1,0 +1,192 @@
+/*
+ * config.c - table-driven parsing of flags and TASKFLOW_* variables.
+ *
+ * One row per setting: flag, environment variable, kind, range, default and
+ * help.  The same table drives parsing, `--help` and docs/configuration.md,
+ * so the three cannot disagree.  Main thread only, before loops start.
+ */
+#include "adapters/cli/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/error.h"
+
+typedef enum { OPT_STR, OPT_INT, OPT_LONG, OPT_LEVEL, OPT_FLAG } opt_kind_t;
+
+typedef struct {
+    const char *flag;
+    const char *env;
+    opt_kind_t kind;
+    size_t offset;
+    long min, max;
+    const char *def;
+    const char *help;
+} opt_t;
+
+#define OFF(f) offsetof(tf_config_t, f)
+
+static const opt_t OPTS[] = {
+    {"--host", "TASKFLOW_HOST", OPT_STR, OFF(host), 0, 0, "127.0.0.1", "address to listen on"},
+    {"--port", "TASKFLOW_PORT", OPT_INT, OFF(port), 0, 65535, "8080",
+     "TCP port to listen on (0 picks a free one)"},
+    {"--threads", "TASKFLOW_THREADS", OPT_INT, OFF(threads), 0, 256, "0",
+     "event-loop threads (0: one per core)"},
+    {"--database-url", "TASKFLOW_DATABASE_URL", OPT_STR, OFF(database_url), 0, 0, NULL,
+     "PostgreSQL connection URL or conninfo (required)"},
+    {"--admin-token", "TASKFLOW_ADMIN_TOKEN", OPT_STR, OFF(admin_token), 0, 0, NULL,
+     "operator token (prefer the environment variable: flags show in ps)"},
+    {"--log-level", "TASKFLOW_LOG_LEVEL", OPT_LEVEL, OFF(log_level), 0, 0, "info",
+     "debug, info, warn or error"},
+    {"--max-header-bytes", "TASKFLOW_MAX_HEADER_BYTES", OPT_LONG, OFF(max_header_bytes), 1024,
+     1048576, "16384", "request line + headers limit (431 above)"},
+    {"--max-body-bytes", "TASKFLOW_MAX_BODY_BYTES", OPT_LONG, OFF(max_body_bytes), 1024, 1073741824,
+     "1048576", "request body limit (413 above)"},
+    {"--header-timeout-ms", "TASKFLOW_HEADER_TIMEOUT_MS", OPT_INT, OFF(header_timeout_ms), 100,
+     3600000, "10000", "time to receive a request head"},
+    {"--body-timeout-ms", "TASKFLOW_BODY_TIMEOUT_MS", OPT_INT, OFF(body_timeout_ms), 100, 3600000,
+     "30000", "time to receive a request body"},
+    {"--idle-timeout-ms", "TASKFLOW_IDLE_TIMEOUT_MS", OPT_INT, OFF(idle_timeout_ms), 100, 3600000,
+     "60000", "keep-alive idle time before a connection is closed"},
+    {"--max-connections", "TASKFLOW_MAX_CONNECTIONS", OPT_INT, OFF(max_connections), 1, 1000000,
+     "10000", "open client connections per process"},
+    {"--shutdown-grace-ms", "TASKFLOW_SHUTDOWN_GRACE_MS", OPT_INT, OFF(shutdown_grace_ms), 0,
+     3600000, "10000", "time in-flight requests get to finish on SIGTERM"},
+    {"--pg-pool-size", "TASKFLOW_PG_POOL_SIZE", OPT_INT, OFF(pg_pool_size), 1, 64, "2",
+     "PostgreSQL connections per loop thread"},
+    {"--no-migrate", "TASKFLOW_NO_MIGRATE", OPT_FLAG, OFF(migrate_on_start), 0, 1, NULL,
+     "serve: do not apply pending migrations at start"},
+};
+
+#define NOPTS (sizeof(OPTS) / sizeof(OPTS[0]))
+
+static int set_value(tf_config_t *cfg, const opt_t *o, const char *value, const char *source,
+                     char *err, size_t errlen) {
+    char *field = (char *)cfg + o->offset;
+    if (o->kind == OPT_STR) {
+        char *copy = strdup(value);
+        if (copy == NULL) {
+            return TF_ENOMEM;
+        }
+        free(*(char **)field);
+        *(char **)field = copy;
+        return 0;
+    }
+    if (o->kind == OPT_LEVEL) {
+        if (tf_log_level_parse(value, (tf_log_level_t *)field) != 0) {
+            snprintf(err, errlen,
+                     "invalid value for %s: '%s' (expected debug, info, warn or error)", source,
+                     value);
+            return TF_EINVAL;
+        }
+        return 0;
+    }
+    if (o->kind == OPT_FLAG) {
+        /* Only --no-migrate today: present (or env "1"/"true") turns migration off. */
+        if (strcmp(value, "1") != 0 && strcmp(value, "true") != 0 && strcmp(value, "0") != 0 &&
+            strcmp(value, "false") != 0) {
+            snprintf(err, errlen, "invalid value for %s: '%s' (expected true or false)", source,
+                     value);
+            return TF_EINVAL;
+        }
+        *(int *)field = (strcmp(value, "1") == 0 || strcmp(value, "true") == 0) ? 0 : 1;
+        return 0;
+    }
+    errno = 0;
+    char *end = NULL;
+    long v = strtol(value, &end, 10);
+    if (*value == '\0' || *end != '\0' || errno != 0 || v < o->min || v > o->max) {
+        snprintf(err, errlen, "invalid value for %s: '%s' (expected an integer %ld-%ld)", source,
+                 value, o->min, o->max);
+        return TF_EINVAL;
+    }
+    if (o->kind == OPT_INT) {
+        *(int *)field = (int)v;
+    } else {
+        *(long *)field = v;
+    }
+    return 0;
+}
+
+static const opt_t *find_flag(const char *arg, size_t len) {
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (strlen(OPTS[i].flag) == len && strncmp(OPTS[i].flag, arg, len) == 0) {
+            return &OPTS[i];
+        }
+    }
+    return NULL;
+}
+
+static int load_defaults_and_env(tf_config_t *cfg, tf_getenv_fn getenv_fn, void *env_arg, char *err,
+                                 size_t errlen) {
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->migrate_on_start = 1;
+    for (size_t i = 0; i < NOPTS; i++) {
+        const opt_t *o = &OPTS[i];
+        int rc;
+        if (o->def != NULL && (rc = set_value(cfg, o, o->def, o->flag, err, errlen)) != 0) {
+            return rc;
+        }
+        const char *v = getenv_fn != NULL ? getenv_fn(o->env, env_arg) : NULL;
+        if (v != NULL && (rc = set_value(cfg, o, v, o->env, err, errlen)) != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int tf_config_load(tf_config_t *cfg, int argc, char **argv, tf_getenv_fn getenv_fn, void *env_arg,
+                   char *err, size_t errlen) {
+    int rc = load_defaults_and_env(cfg, getenv_fn, env_arg, err, errlen);
+    for (int i = 0; rc == 0 && i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            cfg->help = 1;
+            continue;
+        }
+        const char *eq = strchr(arg, '=');
+        size_t name_len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+        const opt_t *o = strncmp(arg, "--", 2) == 0 ? find_flag(arg, name_len) : NULL;
+        if (o == NULL) {
+            snprintf(err, errlen, "unknown argument '%.*s'", (int)name_len, arg);
+            return TF_EINVAL;
+        }
+        const char *value = NULL;
+        if (o->kind == OPT_FLAG) {
+            value = eq != NULL ? eq + 1 : "true";
+        } else if (eq != NULL) {
+            value = eq + 1;
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            snprintf(err, errlen, "missing value for %s", o->flag);
+            return TF_EINVAL;
+        }
+        rc = set_value(cfg, o, value, o->flag, err, errlen);
+    }
+    return rc;
+}
+
+void tf_config_free(tf_config_t *cfg) {
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (OPTS[i].kind == OPT_STR) {
+            char **field = (char **)((char *)cfg + OPTS[i].offset);
+            free(*field);
+            *field = NULL;
+        }
+    }
+}
+
+void tf_config_usage(FILE *out) {
+    fprintf(out, "Options (each also read from its environment variable):\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        const opt_t *o = &OPTS[i];
+        fprintf(out, "  %-22s %-28s %s", o->flag, o->env, o->help);
+        if (o->def != NULL) {
+            fprintf(out, " [default: %s]", o->def);
+        }
+        fputc('\n', out);
+    }
+}

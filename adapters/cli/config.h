@@ -1,0 +1,53 @@
+/*
+ * config.h - TaskFlow's configuration: command-line flags over TASKFLOW_*
+ * environment variables over built-in defaults.
+ *
+ * Every setting has one flag and one environment variable (see
+ * docs/configuration.md, kept in step with the table in config.c).  Parsing
+ * is strict: an unknown flag, a missing value or a value out of range is an
+ * error with a message naming the setting, and the CLI exits 2.  Secrets
+ * (the database URL's password, the admin token) are never printed.
+ * Plain values; parsed once on the main thread before any loop starts.
+ */
+#ifndef TF_ADAPTERS_CLI_CONFIG_H
+#define TF_ADAPTERS_CLI_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "adapters/log/log.h"
+
+typedef struct {
+    char *host;
+    int port;
+    int threads; /* 0: one per core */
+    char *database_url;
+    char *admin_token;
+    tf_log_level_t log_level;
+    long max_header_bytes;
+    long max_body_bytes;
+    int header_timeout_ms;
+    int body_timeout_ms;
+    int idle_timeout_ms;
+    int max_connections;
+    int shutdown_grace_ms;
+    int pg_pool_size; /* connections per loop thread */
+    int migrate_on_start;
+    int help; /* --help was given */
+} tf_config_t;
+
+/* Looks up an environment variable; tests pass their own. */
+typedef const char *(*tf_getenv_fn)(const char *name, void *arg);
+
+/* Fills `cfg` with defaults, then the environment, then `argv` (argc
+ * entries, flags only: the subcommand is already consumed).  On error
+ * returns TF_EINVAL with a one-line message in `err`; `cfg` must still be
+ * released with tf_config_free().  Caller owns the strings in `cfg`. */
+int tf_config_load(tf_config_t *cfg, int argc, char **argv, tf_getenv_fn getenv_fn, void *env_arg,
+                   char *err, size_t errlen);
+void tf_config_free(tf_config_t *cfg);
+
+/* Writes the flag/environment table for `--help`. */
+void tf_config_usage(FILE *out);
+
+#endif

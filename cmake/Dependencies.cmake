@@ -1,0 +1,31 @@
+# Finds TaskFlow's dependencies.  Every one is a Debian package; a missing
+# one stops configure with the name of the package to install.
+find_package(PkgConfig)
+if(NOT PKG_CONFIG_FOUND)
+  message(FATAL_ERROR "pkg-config not found: apt-get install pkg-config")
+endif()
+find_package(Threads REQUIRED)
+
+function(tf_require_pkg var module debian_package)
+  pkg_check_modules(${var} QUIET IMPORTED_TARGET ${module})
+  if(NOT ${var}_FOUND)
+    message(FATAL_ERROR "${module} not found: apt-get install ${debian_package}")
+  endif()
+endfunction()
+
+tf_require_pkg(LIBUV libuv libuv1-dev)
+tf_require_pkg(JANSSON jansson libjansson-dev)
+tf_require_pkg(LIBPQ libpq libpq-dev)
+tf_require_pkg(LUA lua5.4 liblua5.4-dev)
+tf_require_pkg(LIBCRYPTO libcrypto libssl-dev)
+tf_require_pkg(LIBCURL libcurl libcurl4-openssl-dev)
+tf_require_pkg(CMOCKA cmocka libcmocka-dev)
+
+set(LLHTTP_SOURCE_DIR /usr/share/llhttp CACHE PATH "llhttp C sources (Debian node-llhttp)")
+set(LLHTTP_INCLUDE_DIR /usr/share/include/llhttp CACHE PATH "llhttp header (Debian node-llhttp)")
+set(LLHTTP_SOURCES ${LLHTTP_SOURCE_DIR}/api.c ${LLHTTP_SOURCE_DIR}/http.c ${LLHTTP_SOURCE_DIR}/llhttp.c)
+foreach(f ${LLHTTP_SOURCES} ${LLHTTP_INCLUDE_DIR}/llhttp.h)
+  if(NOT EXISTS ${f})
+    message(FATAL_ERROR "${f} not found: apt-get install node-llhttp")
+  endif()
+endforeach()

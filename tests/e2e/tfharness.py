@@ -1,0 +1,275 @@
+"""End-to-end test harness: starts the real `taskflow` binary against a
+throwaway database and talks HTTP to it.
+
+Environment (set by ctest, see tests/CMakeLists.txt):
+  TASKFLOW_BIN                 the binary under test
+  TASKFLOW_TEST_DATABASE_URL   a PostgreSQL the tests may create databases in
+Only the Python standard library and the `psql` client are used.
+"""
+import http.client
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+
+BIN = os.environ.get("TASKFLOW_BIN", "")
+BASE_URL = os.environ.get("TASKFLOW_TEST_DATABASE_URL", "")
+
+
+def fail(msg):
+    raise AssertionError(msg)
+
+
+def psql(url, sql):
+    """Runs one SQL command with psql; returns its unaligned output."""
+    out = subprocess.run(["psql", url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        fail(f"psql failed: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+def with_dbname(url, dbname):
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + dbname))
+
+
+def with_hostport(url, host, port):
+    parts = urllib.parse.urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = (userinfo + "@" if userinfo else "") + f"{host}:{port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+class Database:
+    """A fresh database for one test file, dropped at the end."""
+
+    def __init__(self, tag):
+        if not BASE_URL:
+            fail("TASKFLOW_TEST_DATABASE_URL is not set (run the suite with scripts/test)")
+        self.name = f"tf_e2e_{tag}_{os.getpid()}"
+        psql(BASE_URL, f"DROP DATABASE IF EXISTS {self.name}")
+        psql(BASE_URL, f"CREATE DATABASE {self.name}")
+        self.url = with_dbname(BASE_URL, self.name)
+
+    def sql(self, query):
+        return psql(self.url, query)
+
+    def drop(self):
+        psql(BASE_URL, f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+
+class TaskFlow:
+    """A running `taskflow serve` on a free port.  Its log lines (JSON) are
+    collected in self.logs."""
+
+    def __init__(self, db_url, *args, env=None, wait=True):
+        if not BIN:
+            fail("TASKFLOW_BIN is not set")
+        full_env = dict(os.environ)
+        full_env.update({"TASKFLOW_DATABASE_URL": db_url, "TASKFLOW_PORT": "0",
+                         "TASKFLOW_THREADS": "2", "TASKFLOW_LOG_LEVEL": "info"})
+        full_env.update(env or {})
+        self.proc = subprocess.Popen([BIN, "serve", *args], env=full_env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.logs = []
+        self.port = None
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read_logs, daemon=True)
+        self._reader.start()
+        self._stderr = []
+        threading.Thread(target=lambda: self._stderr.extend(self.proc.stderr), daemon=True).start()
+        if wait and not self._ready.wait(30):
+            self.stop()
+            fail(f"taskflow did not start; logs: {self.logs} stderr: {''.join(self._stderr)}")
+
+    def _read_logs(self):
+        for line in self.proc.stdout:
+            self.logs.append(line)
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("msg") == "listening":
+                self.port = int(rec["url"].rsplit(":", 1)[1])
+                self._ready.set()
+
+    def request(self, method, path, body=None, headers=None, timeout=10):
+        """Returns (status, headers dict (lower-case names), parsed JSON or text)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        hdrs = dict(headers or {})
+        data = body
+        if body is not None and not isinstance(body, (bytes, str)):
+            data = json.dumps(body)
+            hdrs.setdefault("Content-Type", "application/json")
+        conn.request(method, path, body=data, headers=hdrs)
+        resp = conn.getresponse()
+        raw = resp.read()
+        conn.close()
+        rh = {k.lower(): v for k, v in resp.getheaders()}
+        parsed = raw.decode("utf-8", "replace")
+        if rh.get("content-type", "").startswith("application/json") and raw:
+            parsed = json.loads(raw)
+        return resp.status, rh, parsed
+
+    def raw(self, data, timeout=5, read=True):
+        """Sends raw bytes on a new connection; returns what came back until
+        the server closed or `timeout` passed."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        try:
+            s.sendall(data)
+            return read_until_close(s, timeout) if read else b""
+        finally:
+            s.close()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(5)
+        return self.proc.returncode
+
+
+def read_until_close(sock, timeout):
+    deadline = time.monotonic() + timeout
+    chunks = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        r, _, _ = select.select([sock], [], [], left)
+        if not r:
+            break
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def status_of(raw_response):
+    m = re.match(rb"HTTP/1\.[01] (\d{3}) ", raw_response)
+    return int(m.group(1)) if m else None
+
+
+class TcpProxy:
+    """A loopback TCP proxy in front of PostgreSQL, so a test can cut the
+    database away from TaskFlow (`down`) and bring it back (`up`) without
+    touching the server itself."""
+
+    def __init__(self, target_host, target_port):
+        self.target = (target_host, target_port)
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.listener.listen(64)
+        self.enabled = True
+        self.pairs = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.enabled:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.pairs.append((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def down(self):
+        self.enabled = False
+        with self.lock:
+            for a, b in self.pairs:
+                for s in (a, b):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                        s.close()
+                    except OSError:
+                        pass
+            self.pairs.clear()
+
+    def up(self):
+        self.enabled = True
+
+    def close(self):
+        self.down()
+        self.listener.close()
+
+
+def wait_for(predicate, timeout, interval=0.1, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def run_tests(tests):
+    """Runs test functions in order; prints a summary line ctest can read and
+    exits non-zero when any failed."""
+    passed = failed = 0
+    for t in tests:
+        start = time.monotonic()
+        try:
+            t()
+            passed += 1
+            print(f"[ OK ] {t.__name__} ({time.monotonic() - start:.2f}s)", flush=True)
+        except Exception as e:  # noqa: BLE001 - report every failure kind
+            failed += 1
+            print(f"[FAIL] {t.__name__}: {type(e).__name__}: {e}", flush=True)
+    print(f"{passed} passed, {failed} failed", flush=True)
+    sys.exit(1 if failed else 0)
+
+
+def is_uuid(text):
+    try:
+        return str(uuid.UUID(text)) == text.lower()
+    except (ValueError, AttributeError, TypeError):
+        return False
