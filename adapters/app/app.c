@@ -3,8 +3,8 @@
  *
  * Start-up and signal handling run on the main thread; every request runs on
  * one of the HTTP loop threads, each of which owns a tf_app_loop_t with its
- * own Postgres pool (shared-nothing).  What all loops share read-only is the
- * tf_app_env_t.
+ * own Postgres pool, key cache, UUID generator and job submitter
+ * (shared-nothing).  What all loops share read-only is the tf_app_env_t.
  */
 #include "adapters/app/app.h"
 
@@ -14,20 +14,56 @@
 #include <string.h>
 #include <time.h>
 
-#include "adapters/app/handlers.h"
-#include "engine/error.h"
+#include <openssl/rand.h>
 
-typedef struct {
-    const tf_config_t *cfg;
-    tf_log_t *log;
-    tf_metrics_t *metrics;
-} tf_app_env_t;
+#include "adapters/app/admin.h"
+#include "adapters/app/handlers.h"
+#include "adapters/app/jobs.h"
+#include "adapters/app/openapi.h"
+#include "engine/error.h"
 
 struct tf_app {
     tf_app_env_t env;
     tf_router_t *router;
     tf_http_server_t *server;
+    tf_pg_prepared_t *statements;
+    size_t nstatements;
 };
+
+int64_t tf_app_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Every module's prepared statements, in one array for the pools. */
+static int collect_statements(tf_app_t *app) {
+    const struct {
+        const tf_pg_prepared_t *list;
+        size_t count;
+    } parts[] = {
+        {tf_app_prepared, tf_app_prepared_count},
+        {tf_auth_prepared, tf_auth_prepared_count},
+        {tf_admin_prepared, tf_admin_prepared_count},
+        {tf_jobs_submit_prepared, tf_jobs_submit_prepared_count},
+        {tf_jobs_read_prepared, tf_jobs_read_prepared_count},
+        {tf_jobs_actions_prepared, tf_jobs_actions_prepared_count},
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        total += parts[i].count;
+    }
+    app->statements = calloc(total, sizeof(*app->statements));
+    if (app->statements == NULL) {
+        return TF_ENOMEM;
+    }
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        memcpy(app->statements + app->nstatements, parts[i].list,
+               parts[i].count * sizeof(*parts[i].list));
+        app->nstatements += parts[i].count;
+    }
+    return 0;
+}
 
 static int loop_start(uv_loop_t *loop, int index, void *arg, void **loop_ctx) {
     tf_app_t *app = arg;
@@ -42,16 +78,44 @@ static int loop_start(uv_loop_t *loop, int index, void *arg, void **loop_ctx) {
         .size = app->env.cfg->pg_pool_size,
         .pool_name = pool_name,
     };
-    int rc = tf_pg_pool_create(loop, &pg_cfg, tf_app_prepared, tf_app_prepared_count,
-                               app->env.metrics, app->env.log, &lp->pg);
+    uint64_t seed = 0;
+    int rc = RAND_bytes((unsigned char *)&seed, sizeof(seed)) == 1 ? 0 : TF_EIO;
+    if (rc == 0) {
+        rc = tf_auth_cache_create(&lp->auth.cache);
+    }
+    if (rc == 0) {
+        rc = tf_pg_pool_create(loop, &pg_cfg, app->statements, app->nstatements, app->env.metrics,
+                               app->env.log, &lp->pg);
+    }
+    if (rc == 0) {
+        lp->env = &app->env;
+        lp->index = index;
+        lp->auth.shared = &app->env.auth;
+        lp->auth.pg = lp->pg;
+        tf_uuid_gen_init(&lp->uuids, seed);
+        rc = tf_submitter_create(loop, lp, &lp->submitter);
+    }
     if (rc != 0) {
+        if (lp->pg != NULL) {
+            tf_pg_pool_close(lp->pg, NULL, NULL);
+        }
+        tf_auth_cache_destroy(lp->auth.cache);
         free(lp);
         return rc;
     }
-    lp->app = app;
-    lp->index = index;
     *loop_ctx = lp;
     return 0;
+}
+
+static void loop_free(void *arg) {
+    tf_app_loop_t *lp = arg;
+    tf_auth_cache_destroy(lp->auth.cache);
+    free(lp);
+}
+
+static void submitter_closed(void *arg) {
+    tf_app_loop_t *lp = arg;
+    tf_pg_pool_close(lp->pg, loop_free, lp);
 }
 
 static void loop_stop(uv_loop_t *loop, void *loop_ctx, void *arg) {
@@ -59,7 +123,7 @@ static void loop_stop(uv_loop_t *loop, void *loop_ctx, void *arg) {
     (void)arg;
     tf_app_loop_t *lp = loop_ctx;
     if (lp != NULL) {
-        tf_pg_pool_close(lp->pg, free, lp);
+        tf_submitter_close(lp->submitter, submitter_closed, lp);
     }
 }
 
@@ -71,7 +135,10 @@ int tf_app_create(const tf_config_t *cfg, tf_log_t *log, tf_metrics_t *metrics, 
     app->env.cfg = cfg;
     app->env.log = log;
     app->env.metrics = metrics;
-    int rc = tf_router_create(&app->router);
+    int rc = collect_statements(app);
+    if (rc == 0) {
+        rc = tf_router_create(&app->router);
+    }
     if (rc == 0) {
         rc = tf_app_routes(app, app->router);
     }
@@ -88,11 +155,22 @@ void tf_app_destroy(tf_app_t *app) {
         return;
     }
     tf_router_destroy(app->router);
+    free(app->statements);
     free(app);
 }
 
 int tf_app_routes(tf_app_t *app, tf_router_t *router) {
-    return tf_handlers_register(router, app->env.metrics);
+    int rc = tf_handlers_register(router, app->env.metrics);
+    if (rc == 0) {
+        rc = tf_openapi_register(router);
+    }
+    if (rc == 0) {
+        rc = tf_admin_register(router, &app->env);
+    }
+    if (rc == 0) {
+        rc = tf_jobs_register(router, &app->env);
+    }
+    return rc;
 }
 
 static void on_signal(uv_signal_t *sig, int signum) {
@@ -143,11 +221,15 @@ static void http_config(const tf_app_t *app, tf_http_config_t *http) {
 int tf_app_run(tf_app_t *app) {
     const tf_config_t *cfg = app->env.cfg;
     signal(SIGPIPE, SIG_IGN);
+    int rc = tf_bootstrap_secrets(cfg->database_url, cfg->admin_token, &app->env.auth,
+                                  app->env.cursor_key, stderr, app->env.log);
+    if (rc != 0) {
+        return rc;
+    }
     tf_http_config_t http_cfg;
     http_config(app, &http_cfg);
     http_cfg.app = app;
-    int rc =
-        tf_http_server_start(&http_cfg, app->router, app->env.metrics, app->env.log, &app->server);
+    rc = tf_http_server_start(&http_cfg, app->router, app->env.metrics, app->env.log, &app->server);
     if (rc != 0) {
         tf_log_error(app->env.log, "cannot start HTTP server", TF_LF_STR("host", cfg->host),
                      TF_LF_INT("port", cfg->port), TF_LF_STR("error", tf_strerror(rc)));

@@ -11,21 +11,44 @@
 #ifndef TF_ADAPTERS_APP_APP_H
 #define TF_ADAPTERS_APP_APP_H
 
+#include <stdint.h>
+
+#include "adapters/app/auth.h"
+#include "adapters/app/bootstrap.h"
 #include "adapters/cli/config.h"
 #include "adapters/http/server.h"
 #include "adapters/log/log.h"
 #include "adapters/metrics/metrics.h"
 #include "adapters/pg/pool.h"
+#include "engine/uuid.h"
 
 typedef struct tf_app tf_app_t;
+typedef struct tf_submitter tf_submitter_t;
+
+/* What every loop reads and never changes after start-up (the atomic
+ * key generation aside). */
+typedef struct {
+    const tf_config_t *cfg;
+    tf_log_t *log;
+    tf_metrics_t *metrics;
+    tf_auth_shared_t auth;
+    uint8_t cursor_key[TF_CURSOR_KEY_LEN];
+} tf_app_env_t;
 
 /* State of one loop thread, reachable from its requests through
- * tf_http_req_loop_ctx(). */
+ * tf_http_req_loop_ctx().  Owned and used by that thread only. */
 typedef struct {
-    tf_app_t *app;
+    const tf_app_env_t *env;
     int index;
     tf_pg_pool_t *pg;
+    tf_auth_ctx_t auth;
+    tf_uuid_gen_t uuids;
+    tf_submitter_t *submitter;
 } tf_app_loop_t;
+
+/* Current Unix time in milliseconds (the wall clock the app gives the
+ * engine). */
+int64_t tf_app_now_ms(void);
 
 /* Builds the app from a loaded configuration (not copied: `cfg`, `log` and
  * `metrics` must outlive the app).  Caller owns the result; free with

@@ -52,9 +52,9 @@ typedef struct tf_router tf_router_t;
 typedef void (*tf_http_handler_fn)(tf_http_req_t *req, void *handler_data);
 
 typedef struct {
-    const char *host; /* default "127.0.0.1" */
-    int port;         /* 0 picks a free port (see tf_http_server_port) */
-    int threads;      /* default: number of cores */
+    const char *host;        /* default "127.0.0.1" */
+    int port;                /* 0 picks a free port (see tf_http_server_port) */
+    int threads;             /* default: number of cores */
     size_t max_header_bytes; /* default 16 KiB */
     size_t max_body_bytes;   /* default 1 MiB */
     int header_timeout_ms;   /* default 10000 */

@@ -36,8 +36,10 @@ typedef struct {
 } tf_log_field_t;
 
 #define TF_LF_STR(k, v) ((tf_log_field_t){.key = (k), .kind = TF_LOG_FIELD_STR, .s = (v)})
-#define TF_LF_INT(k, v) ((tf_log_field_t){.key = (k), .kind = TF_LOG_FIELD_INT, .i = (long long)(v)})
-#define TF_LF_DBL(k, v) ((tf_log_field_t){.key = (k), .kind = TF_LOG_FIELD_DOUBLE, .d = (double)(v)})
+#define TF_LF_INT(k, v)                                                                            \
+    ((tf_log_field_t){.key = (k), .kind = TF_LOG_FIELD_INT, .i = (long long)(v)})
+#define TF_LF_DBL(k, v)                                                                            \
+    ((tf_log_field_t){.key = (k), .kind = TF_LOG_FIELD_DOUBLE, .d = (double)(v)})
 #define TF_LF_BOOL(k, v) ((tf_log_field_t){.key = (k), .kind = TF_LOG_FIELD_BOOL, .i = !!(v)})
 
 typedef struct tf_log tf_log_t;
@@ -55,8 +57,8 @@ int tf_log_enabled(const tf_log_t *log, tf_log_level_t level);
 
 /* Writes one line.  `fields` may be NULL when `nfields` is 0.  A NULL `log`
  * writes nothing (convenient in tests). */
-void tf_log_emit(tf_log_t *log, tf_log_level_t level, const char *msg,
-                 const tf_log_field_t *fields, size_t nfields);
+void tf_log_emit(tf_log_t *log, tf_log_level_t level, const char *msg, const tf_log_field_t *fields,
+                 size_t nfields);
 
 /* Convenience: tf_log_info(log, "msg", TF_LF_STR("k", v), ...) */
 #define TF_LOG_FIELDS_(...) ((const tf_log_field_t[]){__VA_ARGS__})

@@ -46,9 +46,9 @@ int tf_metrics_histogram(tf_metrics_t *reg, const char *name, const char *help,
  * use.  Returns NULL only when out of memory.  Owned by the registry. */
 tf_metric_t *tf_metric_get(tf_metric_family_t *family, const char *const *label_values);
 
-void tf_metric_inc(tf_metric_t *m);                 /* counter or gauge: += 1 */
-void tf_metric_add(tf_metric_t *m, double value);   /* counter (value >= 0) or gauge */
-void tf_metric_set(tf_metric_t *m, double value);   /* gauge */
+void tf_metric_inc(tf_metric_t *m);                   /* counter or gauge: += 1 */
+void tf_metric_add(tf_metric_t *m, double value);     /* counter (value >= 0) or gauge */
+void tf_metric_set(tf_metric_t *m, double value);     /* gauge */
 void tf_metric_observe(tf_metric_t *m, double value); /* histogram */
 
 /* Renders every family.  Caller owns *out (NUL-terminated); free with free(). */
