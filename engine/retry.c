@@ -419,3 +419,12 @@ tf_job_event_t tf_retry_outcome_event(tf_retry_outcome_t outcome) {
         return TF_JOB_EV_FAIL_RETRY;
     }
 }
+
+bool tf_retry_policy_is_default(const tf_retry_policy_t *policy) {
+    return policy->max_attempts == TF_RETRY_DEFAULT_MAX_ATTEMPTS &&
+           policy->strategy == TF_RETRY_STRATEGY_EXPONENTIAL &&
+           policy->base_delay_ms == TF_RETRY_DEFAULT_BASE_DELAY_MS &&
+           policy->max_delay_ms == TF_RETRY_DEFAULT_MAX_DELAY_MS &&
+           policy->jitter == TF_RETRY_JITTER_NONE && policy->non_retryable_count == 0 &&
+           policy->cooldown_count == 0;
+}

@@ -97,6 +97,10 @@ typedef struct {
  * whatever `policy` held before is overwritten, not freed. */
 void tf_retry_policy_init_default(tf_retry_policy_t *policy);
 
+/* True when `policy` equals the defaults above (lists empty).  Jobs with the
+ * default policy store none; readers fill the defaults back in. */
+bool tf_retry_policy_is_default(const tf_retry_policy_t *policy);
+
 /* Frees the lists `policy` owns and leaves it empty (zero counts, NULL
  * arrays) with its scalar fields unchanged, so a second call is harmless.
  * NULL is allowed. */

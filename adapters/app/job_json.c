@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapters/json/retry_json.h"
 #include "adapters/pg/pgtime.h"
 #include "engine/error.h"
 #include "engine/job.h"
@@ -153,7 +154,7 @@ int tf_job_json_write(tf_jbuf_t *b, const PGresult *res, int row, int col) {
     tf_jbuf_key(b, "depends_on");
     uuid_array(b, PQgetvalue(res, row, col + C_DEPENDS_ON));
     tf_jbuf_key(b, "retry_policy");
-    raw_or(b, res, row, col + C_RETRY_POLICY, NULL);
+    raw_or(b, res, row, col + C_RETRY_POLICY, TF_RETRY_POLICY_DEFAULT_JSON);
     tf_jbuf_key(b, "executor");
     raw_or(b, res, row, col + C_EXECUTOR, NULL);
     tf_jbuf_key(b, "metadata");

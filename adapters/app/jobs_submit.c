@@ -52,6 +52,7 @@ typedef struct {
 const tf_pg_prepared_t tf_jobs_submit_prepared[] = {
     {"jobs_submit", TF_SUBMIT_SQL},
     {"jobs_submit_by_key", TF_SUBMIT_BY_KEY_SQL},
+    {"jobs_submit_by_ids", TF_SUBMIT_BY_IDS_SQL},
 };
 const size_t tf_jobs_submit_prepared_count =
     sizeof(tf_jobs_submit_prepared) / sizeof(tf_jobs_submit_prepared[0]);
@@ -67,11 +68,10 @@ static void answer_created(tf_submission_t *sub) {
     tf_api_respond_jbuf(sub->req, 201, &b);
 }
 
-/* Answers from an existing job: its request hash in column `hash_col`, the
- * job's columns from `job_col`. */
-static void answer_existing(tf_submission_t *sub, const PGresult *res, int row, int hash_col,
-                            int job_col) {
-    if (strcmp(PQgetvalue(res, row, hash_col), sub->request_hash) != 0) {
+/* Answers from an existing job (TF_SUBMIT_BY_KEY_SQL's row: its request
+ * hash, then the job's columns). */
+static void answer_existing(tf_submission_t *sub, const PGresult *res) {
+    if (strcmp(PQgetvalue(res, 0, 0), sub->request_hash) != 0) {
         tf_http_respond_error(sub->req, 409, "conflict",
                               "idempotency_key was already used with another request body",
                               "{\"field\":\"idempotency_key\"}");
@@ -79,7 +79,7 @@ static void answer_existing(tf_submission_t *sub, const PGresult *res, int row, 
     }
     tf_jbuf_t b;
     tf_jbuf_init(&b);
-    if (tf_job_json_write(&b, res, row, job_col) != 0) {
+    if (tf_job_json_write(&b, res, 0, 1) != 0) {
         tf_jbuf_free(&b);
         tf_http_respond_error(sub->req, 500, "internal", "cannot show the existing job", NULL);
         return;
@@ -97,7 +97,7 @@ static void by_key_done(const tf_pg_reply_t *reply, void *arg) {
                               "try again",
                               NULL);
     } else {
-        answer_existing(sub, reply->results[0], 0, 0, 1);
+        answer_existing(sub, reply->results[0]);
     }
     tf_submission_free(sub);
 }
@@ -139,9 +139,9 @@ static int settle(tf_submitter_t *s, tf_submission_t *sub, const PGresult *res, 
         answer_created(sub);
     } else if (!PQgetisnull(res, row, TF_SUBMIT_COL_MISSING)) {
         answer_missing_parent(sub, PQgetvalue(res, row, TF_SUBMIT_COL_MISSING));
-    } else if (!PQgetisnull(res, row, TF_SUBMIT_COL_EXISTING_HASH)) {
-        answer_existing(sub, res, row, TF_SUBMIT_COL_EXISTING_HASH, TF_SUBMIT_COL_JOB);
     } else {
+        /* The key exists (or a concurrent request just created it): read
+         * that job and compare bodies. */
         answer_by_key(s, sub);
         return 1;
     }
@@ -406,14 +406,9 @@ static void batch_aborted(batch_t *bt, const tf_pg_reply_t *reply) {
     }
 }
 
-static void batch_done(const tf_pg_reply_t *reply, void *arg) {
-    batch_t *bt = arg;
-    if (reply->status != 0) {
-        batch_aborted(bt, reply);
-        batch_free(bt);
-        return;
-    }
-    const PGresult *res = reply->results[0];
+/* Writes the batch's answer: new jobs from their submissions, existing ones
+ * (idempotent replays) from `existing` (job columns, any order) or NULL. */
+static void batch_answer(batch_t *bt, const PGresult *res, const PGresult *existing) {
     tf_jbuf_t b;
     tf_jbuf_init(&b);
     tf_jbuf_obj_open(&b);
@@ -426,9 +421,14 @@ static void batch_done(const tf_pg_reply_t *reply, void *arg) {
         if (!PQgetisnull(res, row, TF_SUBMIT_COL_STATE)) {
             bt->subs[u]->state = atoi(PQgetvalue(res, row, TF_SUBMIT_COL_STATE));
             tf_submission_write_job(&b, bt->subs[u]);
-        } else {
-            rc = tf_job_json_write(&b, res, row, TF_SUBMIT_COL_JOB);
+            continue;
         }
+        const char *id = PQgetvalue(res, row, TF_SUBMIT_COL_EXISTING_ID);
+        int found = -1;
+        for (int k = 0; existing != NULL && k < PQntuples(existing) && found < 0; k++) {
+            found = strcmp(PQgetvalue(existing, k, 0), id) == 0 ? k : -1;
+        }
+        rc = found < 0 ? TF_EIO : tf_job_json_write(&b, existing, found, 0);
     }
     tf_jbuf_arr_close(&b);
     tf_jbuf_obj_close(&b);
@@ -437,6 +437,83 @@ static void batch_done(const tf_pg_reply_t *reply, void *arg) {
         tf_http_respond_error(bt->req, 500, "internal", "cannot show the jobs", NULL);
     } else {
         tf_api_respond_jbuf(bt->req, 201, &b);
+    }
+}
+
+typedef struct {
+    batch_t *bt;
+    PGresult *res; /* the insert's result, kept until the lookup answers */
+} batch_lookup_t;
+
+static void batch_existing_done(const tf_pg_reply_t *reply, void *arg) {
+    batch_lookup_t *lk = arg;
+    if (reply->status != 0) {
+        tf_api_respond_pg_error(lk->bt->req, reply);
+    } else {
+        batch_answer(lk->bt, lk->res, reply->results[0]);
+    }
+    PQclear(lk->res);
+    batch_free(lk->bt);
+    free(lk);
+}
+
+/* Reads the jobs that idempotent replays in the batch point at, then
+ * answers.  Returns 0 when the lookup took the batch over. */
+static int batch_read_existing(batch_t *bt, const PGresult *res) {
+    /* The ids as a uuid[] literal: "{id,id,...}". */
+    char *text = malloc((size_t)PQntuples(res) * (TF_UUID_STR_LEN + 1) + 3);
+    if (text == NULL) {
+        return TF_ENOMEM;
+    }
+    size_t len = 0;
+    text[len++] = '{';
+    for (int row = 0; row < PQntuples(res); row++) {
+        if (!PQgetisnull(res, row, TF_SUBMIT_COL_EXISTING_ID)) {
+            len += (size_t)sprintf(text + len, "%s%.36s", len > 1 ? "," : "",
+                                   PQgetvalue(res, row, TF_SUBMIT_COL_EXISTING_ID));
+        }
+    }
+    memcpy(text + len, "}", 2);
+    batch_lookup_t *lk = calloc(1, sizeof(*lk));
+    if (lk != NULL) {
+        lk->res = PQcopyResult(res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
+    }
+    if (lk == NULL || lk->res == NULL) {
+        free(lk);
+        free(text);
+        return TF_ENOMEM;
+    }
+    lk->bt = bt;
+    const char *values[2] = {bt->subs[0]->tenant_id, text};
+    tf_pg_stmt_t stmt = {.prepared = "jobs_submit_by_ids", .nparams = 2, .values = values};
+    tf_app_loop_t *lp = tf_http_req_loop_ctx(bt->req);
+    int rc = tf_pg_submit(lp->pg, &stmt, 1, 0, batch_existing_done, lk);
+    free(text);
+    if (rc != 0) {
+        PQclear(lk->res);
+        free(lk);
+    }
+    return rc;
+}
+
+static void batch_done(const tf_pg_reply_t *reply, void *arg) {
+    batch_t *bt = arg;
+    if (reply->status != 0) {
+        batch_aborted(bt, reply);
+        batch_free(bt);
+        return;
+    }
+    const PGresult *res = reply->results[0];
+    int replays = 0;
+    for (int row = 0; row < PQntuples(res); row++) {
+        replays += !PQgetisnull(res, row, TF_SUBMIT_COL_EXISTING_ID);
+    }
+    if (replays == 0) {
+        batch_answer(bt, res, NULL);
+    } else if (batch_read_existing(bt, res) == 0) {
+        return;
+    } else {
+        tf_http_respond_error(bt->req, 503, "unavailable", "cannot read the existing jobs", NULL);
     }
     batch_free(bt);
 }

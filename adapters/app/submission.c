@@ -105,6 +105,7 @@ int tf_submission_create(tf_app_loop_t *lp, const char *tenant_id, const char *a
     snprintf(s->actor, sizeof(s->actor), "%s", actor);
     s->priority = in->priority;
     s->max_attempts = in->retry_policy.max_attempts;
+    s->default_policy = tf_retry_policy_is_default(&in->retry_policy);
     s->timeout_ms = in->timeout_ms;
     s->run_at_ms = tf_job_input_due_ms(in, s->created_ms);
     s->scheduled = s->run_at_ms > s->created_ms;
@@ -165,13 +166,13 @@ void tf_submission_write_row(tf_jbuf_t *b, const tf_submission_t *s, int ord) {
     tf_jbuf_key(b, "max_attempts");
     tf_jbuf_int(b, s->max_attempts);
     tf_jbuf_key(b, "retry_policy");
-    tf_jbuf_raw(b, s->retry_policy);
+    tf_jbuf_raw(b, s->default_policy ? NULL : s->retry_policy);
     tf_jbuf_key(b, "timeout_ms");
     tf_jbuf_int(b, s->timeout_ms);
     tf_jbuf_key(b, "executor");
     tf_jbuf_raw(b, s->executor);
     tf_jbuf_key(b, "metadata");
-    tf_jbuf_raw(b, s->metadata);
+    tf_jbuf_raw(b, strcmp(s->metadata, "{}") == 0 ? NULL : s->metadata);
     tf_jbuf_key(b, "idempotency_key");
     tf_jbuf_str(b, s->idempotency_key);
     tf_jbuf_key(b, "request_hash");

@@ -36,6 +36,7 @@ struct tf_submission {
     int64_t timeout_ms;
     int64_t run_at_ms, created_ms;
     int scheduled;
+    int default_policy; /* store no retry_policy: readers show the defaults */
     int state; /* after insert */
 };
 

@@ -45,4 +45,11 @@ int tf_retry_policy_from_json(const json_t *obj, tf_retry_policy_t *out, char *e
  * from JSON). */
 json_t *tf_retry_policy_to_json(const tf_retry_policy_t *policy);
 
+/* The `retry_policy` object of the default policy, as compact JSON text
+ * (what tf_retry_policy_to_json() writes for tf_retry_policy_init_default()).
+ * Jobs with the default policy store none and show this. */
+#define TF_RETRY_POLICY_DEFAULT_JSON                                                               \
+    "{\"max_attempts\":3,\"strategy\":\"exponential\",\"base_delay_ms\":1000,"                     \
+    "\"max_delay_ms\":3600000,\"jitter\":\"none\",\"non_retryable_errors\":[],\"cooldown\":{}}"
+
 #endif

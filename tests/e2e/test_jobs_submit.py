@@ -75,6 +75,8 @@ def test_created_job_has_every_field():
                                  headers={"Authorization": f"Bearer {KEY}"})
     assert status == 200 and read["id"] == job["id"] and read["payload"] == job["payload"], read
     assert read["created_at"] == job["created_at"] and read["run_at"] == job["run_at"], read
+    for field in ("retry_policy", "metadata", "executor", "depends_on", "correlation_id"):
+        assert read[field] == job[field], (field, read[field], job[field])
 
 
 def test_delayed_job_is_scheduled():

@@ -410,6 +410,24 @@ static void test_retry_json__invalid_enums_are_not_written(void **state) {
     assert_null(tf_retry_policy_to_json(&policy));
 }
 
+static void test_retry_json__default_json_matches_the_defaults(void **state) {
+    (void)state;
+    tf_retry_policy_t policy;
+    tf_retry_policy_init_default(&policy);
+    assert_true(tf_retry_policy_is_default(&policy));
+    json_t *v = tf_retry_policy_to_json(&policy);
+    char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    assert_string_equal(text, TF_RETRY_POLICY_DEFAULT_JSON);
+    free(text);
+    json_decref(v);
+    policy.jitter = TF_RETRY_JITTER_FULL;
+    assert_false(tf_retry_policy_is_default(&policy));
+    tf_retry_policy_init_default(&policy);
+    assert_int_equal(tf_retry_policy_add_non_retryable(&policy, "x"), 0);
+    assert_false(tf_retry_policy_is_default(&policy));
+    tf_retry_policy_free(&policy);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_json__empty_object_gives_defaults),
@@ -437,6 +455,7 @@ int main(void) {
         cmocka_unit_test(test_retry_json__json_round_trip),
         cmocka_unit_test(test_retry_json__policy_round_trip),
         cmocka_unit_test(test_retry_json__invalid_enums_are_not_written),
+        cmocka_unit_test(test_retry_json__default_json_matches_the_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
