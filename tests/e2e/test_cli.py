@@ -113,8 +113,36 @@ def test_serve_stops_cleanly_on_sigterm():
     assert any('"msg":"stopped"' in line for line in tf.logs), tf.logs
 
 
+def test_first_serve_generates_admin_token_once():
+    import re
+    fresh = Database("cli_token")
+    try:
+        tf = TaskFlow(fresh.url, env={"TASKFLOW_ADMIN_TOKEN": ""})
+        import time
+        time.sleep(0.2)
+        printed = re.findall(r"shown only this once\): (\S+)", "".join(tf._stderr))
+        assert len(printed) == 1, tf._stderr
+        token = printed[0]
+        status, _, _ = tf.request("GET", "/v1/admin/tenants",
+                                  headers={"Authorization": f"Bearer {token}"})
+        assert status == 200, status
+        assert tf.stop() == 0
+        stored = fresh.sql("SELECT value FROM settings WHERE key = 'admin_token_sha256'")
+        import hashlib
+        assert stored == hashlib.sha256(token.encode()).hexdigest(), stored
+        assert token not in fresh.sql("SELECT string_agg(value, ',') FROM settings")
+        assert not any(token in line for line in tf.logs), "token logged"
+        again = TaskFlow(fresh.url, env={"TASKFLOW_ADMIN_TOKEN": ""})
+        assert again.request("GET", "/v1/admin/tenants",
+                             headers={"Authorization": f"Bearer {token}"})[0] == 200
+        assert "shown only this once" not in "".join(again._stderr)
+        assert again.stop() == 0
+    finally:
+        fresh.drop()
+
+
 try:
-    run_tests([test_version_prints_version, test_every_subcommand_has_help,
+    run_tests([test_first_serve_generates_admin_token_once, test_version_prints_version, test_every_subcommand_has_help,
                test_usage_errors_exit_2, test_configuration_doc_lists_every_setting,
                test_migrate_twice_is_a_no_op,
                test_migrate_refuses_newer_database,
