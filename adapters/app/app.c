@@ -13,13 +13,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/rand.h>
 
 #include "adapters/app/admin.h"
 #include "adapters/app/handlers.h"
 #include "adapters/app/jobs.h"
+#include "adapters/app/notifier.h"
 #include "adapters/app/openapi.h"
+#include "adapters/app/runner.h"
+#include "adapters/app/work.h"
+#include "adapters/app/worker_api.h"
 #include "engine/error.h"
 
 struct tf_app {
@@ -48,6 +53,7 @@ static int collect_statements(tf_app_t *app) {
         {tf_jobs_submit_prepared, tf_jobs_submit_prepared_count},
         {tf_jobs_read_prepared, tf_jobs_read_prepared_count},
         {tf_jobs_actions_prepared, tf_jobs_actions_prepared_count},
+        {tf_work_prepared, tf_work_prepared_count},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
@@ -63,6 +69,113 @@ static int collect_statements(tf_app_t *app) {
         app->nstatements += parts[i].count;
     }
     return 0;
+}
+
+/* Wake-ups from LISTEN/NOTIFY: ready work goes to the long-polling claims
+ * (jobs for external workers) or to the runner (built-in jobs); cancels to
+ * the runner.  channel NULL: the listener reconnected, everybody polls. */
+static void on_notify(const char *channel, const char *payload, void *arg) {
+    tf_app_loop_t *lp = arg;
+    if (channel == NULL) {
+        if (lp->waiters != NULL) {
+            tf_waitlist_wake(lp->waiters, NULL);
+        }
+        if (lp->runner != NULL) {
+            tf_runner_wake(lp->runner, NULL);
+        }
+    } else if (strcmp(channel, TF_CHANNEL_READY) == 0) {
+        const char *bar = strchr(payload, '|');
+        if (bar != NULL && strcmp(bar, "|builtin") == 0) {
+            if (lp->runner != NULL) {
+                tf_runner_wake(lp->runner, payload);
+            }
+        } else if (lp->waiters != NULL) {
+            tf_waitlist_wake(lp->waiters, payload);
+        }
+    } else if (strcmp(channel, TF_CHANNEL_CANCEL) == 0 && lp->runner != NULL) {
+        tf_runner_cancelled(lp->runner, payload);
+    }
+}
+
+/* The parts of a loop that run jobs and wake waiters (after the pool). */
+static int loop_start_work(uv_loop_t *loop, tf_app_t *app, tf_app_loop_t *lp) {
+    const tf_config_t *cfg = app->env.cfg;
+    int rc = tf_notifier_create(loop, cfg->database_url, app->env.log, &lp->notifier);
+    if (rc == 0 && cfg->role_api) {
+        rc = tf_waitlist_create(lp, &lp->waiters);
+    }
+    if (rc == 0 && cfg->role_worker) {
+        int threads = app->env.loop_threads > 0 ? app->env.loop_threads : 1;
+        int share = (cfg->worker_concurrency + threads - 1) / threads;
+        rc = tf_runner_create(loop, lp, share, &lp->runner);
+    }
+    return rc == 0 ? tf_notifier_subscribe(lp->notifier, on_notify, lp) : rc;
+}
+
+static void loop_free(void *arg) {
+    tf_app_loop_t *lp = arg;
+    tf_auth_cache_destroy(lp->auth.cache);
+    free(lp);
+}
+
+/* Shutdown, in order: runner (finishes or releases its jobs), long polls,
+ * listener, submitter, pool. */
+static void stop_pool(void *arg) {
+    tf_app_loop_t *lp = arg;
+    tf_pg_pool_close(lp->pg, loop_free, lp);
+}
+
+static void stop_submitter(void *arg) {
+    tf_app_loop_t *lp = arg;
+    if (lp->submitter != NULL) {
+        tf_submitter_close(lp->submitter, stop_pool, lp);
+    } else {
+        stop_pool(lp);
+    }
+}
+
+static void stop_notifier(void *arg) {
+    tf_app_loop_t *lp = arg;
+    lp->waiters = NULL;
+    if (lp->notifier != NULL) {
+        tf_notifier_close(lp->notifier, stop_submitter, lp);
+    } else {
+        stop_submitter(lp);
+    }
+}
+
+static void stop_waiters(void *arg) {
+    tf_app_loop_t *lp = arg;
+    if (lp->waiters != NULL) {
+        tf_waitlist_close(lp->waiters, stop_notifier, lp);
+    } else {
+        stop_notifier(lp);
+    }
+}
+
+/* Shutdown begins: parked long polls answer now instead of holding the
+ * grace period. */
+static void loop_stopping(uv_loop_t *loop, void *loop_ctx, void *arg) {
+    (void)loop;
+    (void)arg;
+    tf_app_loop_t *lp = loop_ctx;
+    if (lp->waiters != NULL) {
+        tf_waitlist_drain(lp->waiters);
+    }
+}
+
+static void loop_stop(uv_loop_t *loop, void *loop_ctx, void *arg) {
+    (void)loop;
+    tf_app_t *app = arg;
+    tf_app_loop_t *lp = loop_ctx;
+    if (lp == NULL) {
+        return;
+    }
+    if (lp->runner != NULL) {
+        tf_runner_stop(lp->runner, app->env.cfg->shutdown_grace_ms, stop_waiters, lp);
+    } else {
+        stop_waiters(lp);
+    }
 }
 
 static int loop_start(uv_loop_t *loop, int index, void *arg, void **loop_ctx) {
@@ -90,41 +203,26 @@ static int loop_start(uv_loop_t *loop, int index, void *arg, void **loop_ctx) {
     if (rc == 0) {
         lp->env = &app->env;
         lp->index = index;
+        lp->worker_id = app->env.worker_id;
         lp->auth.shared = &app->env.auth;
         lp->auth.pg = lp->pg;
         tf_uuid_gen_init(&lp->uuids, seed);
         rc = tf_submitter_create(loop, lp, &lp->submitter);
     }
+    if (rc == 0) {
+        rc = loop_start_work(loop, app, lp);
+    }
     if (rc != 0) {
+        /* Everything created so far is closed through the normal stop path. */
         if (lp->pg != NULL) {
-            tf_pg_pool_close(lp->pg, NULL, NULL);
+            loop_stop(loop, lp, app);
+        } else {
+            loop_free(lp);
         }
-        tf_auth_cache_destroy(lp->auth.cache);
-        free(lp);
         return rc;
     }
     *loop_ctx = lp;
     return 0;
-}
-
-static void loop_free(void *arg) {
-    tf_app_loop_t *lp = arg;
-    tf_auth_cache_destroy(lp->auth.cache);
-    free(lp);
-}
-
-static void submitter_closed(void *arg) {
-    tf_app_loop_t *lp = arg;
-    tf_pg_pool_close(lp->pg, loop_free, lp);
-}
-
-static void loop_stop(uv_loop_t *loop, void *loop_ctx, void *arg) {
-    (void)loop;
-    (void)arg;
-    tf_app_loop_t *lp = loop_ctx;
-    if (lp != NULL) {
-        tf_submitter_close(lp->submitter, submitter_closed, lp);
-    }
 }
 
 int tf_app_create(const tf_config_t *cfg, tf_log_t *log, tf_metrics_t *metrics, tf_app_t **out) {
@@ -135,6 +233,14 @@ int tf_app_create(const tf_config_t *cfg, tf_log_t *log, tf_metrics_t *metrics, 
     app->env.cfg = cfg;
     app->env.log = log;
     app->env.metrics = metrics;
+    app->env.loop_threads = cfg->threads > 0 ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (cfg->worker_id != NULL && cfg->worker_id[0] != '\0') {
+        snprintf(app->env.worker_id, sizeof(app->env.worker_id), "%s", cfg->worker_id);
+    } else {
+        char host[200] = "taskflow";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(app->env.worker_id, sizeof(app->env.worker_id), "%s-%ld", host, (long)getpid());
+    }
     int rc = collect_statements(app);
     if (rc == 0) {
         rc = tf_router_create(&app->router);
@@ -161,14 +267,18 @@ void tf_app_destroy(tf_app_t *app) {
 
 int tf_app_routes(tf_app_t *app, tf_router_t *router) {
     int rc = tf_handlers_register(router, app->env.metrics);
-    if (rc == 0) {
-        rc = tf_openapi_register(router);
+    if (rc != 0 || !app->env.cfg->role_api) {
+        return rc; /* a worker-only node serves health and metrics only */
     }
+    rc = tf_openapi_register(router);
     if (rc == 0) {
         rc = tf_admin_register(router, &app->env);
     }
     if (rc == 0) {
         rc = tf_jobs_register(router, &app->env);
+    }
+    if (rc == 0) {
+        rc = tf_worker_api_register(router, &app->env);
     }
     return rc;
 }
@@ -215,6 +325,7 @@ static void http_config(const tf_app_t *app, tf_http_config_t *http) {
         .shutdown_grace_ms = cfg->shutdown_grace_ms,
         .loop_start = loop_start,
         .loop_stop = loop_stop,
+        .loop_stopping = loop_stopping,
     };
 }
 

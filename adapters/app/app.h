@@ -24,6 +24,9 @@
 
 typedef struct tf_app tf_app_t;
 typedef struct tf_submitter tf_submitter_t;
+typedef struct tf_notifier tf_notifier_t;
+typedef struct tf_runner tf_runner_t;
+typedef struct tf_waitlist tf_waitlist_t;
 
 /* What every loop reads and never changes after start-up (the atomic
  * key generation aside). */
@@ -33,6 +36,8 @@ typedef struct {
     tf_metrics_t *metrics;
     tf_auth_shared_t auth;
     uint8_t cursor_key[TF_CURSOR_KEY_LEN];
+    char worker_id[256]; /* --worker-id, or "<hostname>-<pid>" */
+    int loop_threads;    /* event-loop threads actually started */
 } tf_app_env_t;
 
 /* State of one loop thread, reachable from its requests through
@@ -44,6 +49,10 @@ typedef struct {
     tf_auth_ctx_t auth;
     tf_uuid_gen_t uuids;
     tf_submitter_t *submitter;
+    tf_notifier_t *notifier; /* LISTEN/NOTIFY wake-ups */
+    tf_waitlist_t *waiters;  /* long-polling claims (api role) */
+    tf_runner_t *runner;     /* built-in executors and maintenance (worker role) */
+    const char *worker_id;   /* this node's name (env) */
 } tf_app_loop_t;
 
 /* Current Unix time in milliseconds (the wall clock the app gives the

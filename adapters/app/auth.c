@@ -243,7 +243,8 @@ void tf_auth_request(const tf_auth_ctx_t *ctx, tf_http_req_t *req, tf_auth_mode_
     tf_token_hash(token, len, hash);
     if (ctx->shared->has_admin &&
         CRYPTO_memcmp(hash, ctx->shared->admin_hash, TF_TOKEN_HASH_LEN) == 0) {
-        if (mode == TF_AUTH_TENANT) {
+        if (mode == TF_AUTH_TENANT || (mode == TF_AUTH_TENANT_OR_ADMIN &&
+                                       tf_http_req_header(req, "TaskFlow-Tenant") != NULL)) {
             admin_for_tenant(ctx, req, cb, arg);
             return;
         }

@@ -42,11 +42,16 @@ typedef struct tf_auth_cache tf_auth_cache_t;
 typedef enum {
     TF_AUTH_ADMIN,  /* operator routes: admin token only */
     TF_AUTH_TENANT, /* tenant routes: a tenant key, or the admin token with TaskFlow-Tenant */
+    /* Routes that may act across tenants (the external-worker API): as
+     * TF_AUTH_TENANT, except that the admin token without TaskFlow-Tenant
+     * acts for every tenant (principal with is_admin set and tenant_id ""). */
+    TF_AUTH_TENANT_OR_ADMIN,
 } tf_auth_mode_t;
 
 typedef struct {
     int is_admin;
-    char tenant_id[37]; /* the tenant acted for; "" for the admin on operator routes */
+    char tenant_id[37]; /* the tenant acted for; "" for the admin on operator routes and
+                         * on TF_AUTH_TENANT_OR_ADMIN routes without TaskFlow-Tenant */
     char actor[48];     /* "admin" or "key:<key id>", recorded in job_events */
 } tf_principal_t;
 

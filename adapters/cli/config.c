@@ -21,43 +21,62 @@ typedef struct {
     const char *env;
     opt_kind_t kind;
     size_t offset;
+    /* OPT_FLAG: the flag's presence sets the field to 0 instead of 1. */
     long min, max;
     const char *def;
     const char *help;
+    int invert;
 } opt_t;
 
 #define OFF(f) offsetof(tf_config_t, f)
 
 static const opt_t OPTS[] = {
-    {"--host", "TASKFLOW_HOST", OPT_STR, OFF(host), 0, 0, "127.0.0.1", "address to listen on"},
+    {"--host", "TASKFLOW_HOST", OPT_STR, OFF(host), 0, 0, "127.0.0.1", "address to listen on", 0},
     {"--port", "TASKFLOW_PORT", OPT_INT, OFF(port), 0, 65535, "8080",
-     "TCP port to listen on (0 picks a free one)"},
+     "TCP port to listen on (0 picks a free one)", 0},
     {"--threads", "TASKFLOW_THREADS", OPT_INT, OFF(threads), 0, 256, "0",
-     "event-loop threads (0: one per core)"},
+     "event-loop threads (0: one per core)", 0},
     {"--database-url", "TASKFLOW_DATABASE_URL", OPT_STR, OFF(database_url), 0, 0, NULL,
-     "PostgreSQL connection URL or conninfo (required)"},
+     "PostgreSQL connection URL or conninfo (required)", 0},
     {"--admin-token", "TASKFLOW_ADMIN_TOKEN", OPT_STR, OFF(admin_token), 0, 0, NULL,
-     "operator token (prefer the environment variable: flags show in ps)"},
+     "operator token (prefer the environment variable: flags show in ps)", 0},
     {"--log-level", "TASKFLOW_LOG_LEVEL", OPT_LEVEL, OFF(log_level), 0, 0, "info",
-     "debug, info, warn or error"},
+     "debug, info, warn or error", 0},
     {"--max-header-bytes", "TASKFLOW_MAX_HEADER_BYTES", OPT_LONG, OFF(max_header_bytes), 1024,
-     1048576, "16384", "request line + headers limit (431 above)"},
+     1048576, "16384", "request line + headers limit (431 above)", 0},
     {"--max-body-bytes", "TASKFLOW_MAX_BODY_BYTES", OPT_LONG, OFF(max_body_bytes), 1024, 1073741824,
-     "1048576", "request body limit (413 above)"},
+     "1048576", "request body limit (413 above)", 0},
     {"--header-timeout-ms", "TASKFLOW_HEADER_TIMEOUT_MS", OPT_INT, OFF(header_timeout_ms), 100,
-     3600000, "10000", "time to receive a request head"},
+     3600000, "10000", "time to receive a request head", 0},
     {"--body-timeout-ms", "TASKFLOW_BODY_TIMEOUT_MS", OPT_INT, OFF(body_timeout_ms), 100, 3600000,
-     "30000", "time to receive a request body"},
+     "30000", "time to receive a request body", 0},
     {"--idle-timeout-ms", "TASKFLOW_IDLE_TIMEOUT_MS", OPT_INT, OFF(idle_timeout_ms), 100, 3600000,
-     "60000", "keep-alive idle time before a connection is closed"},
+     "60000", "keep-alive idle time before a connection is closed", 0},
     {"--max-connections", "TASKFLOW_MAX_CONNECTIONS", OPT_INT, OFF(max_connections), 1, 1000000,
-     "10000", "open client connections per process"},
+     "10000", "open client connections per process", 0},
     {"--shutdown-grace-ms", "TASKFLOW_SHUTDOWN_GRACE_MS", OPT_INT, OFF(shutdown_grace_ms), 0,
-     3600000, "10000", "time in-flight requests get to finish on SIGTERM"},
+     3600000, "10000", "time in-flight requests get to finish on SIGTERM", 0},
     {"--pg-pool-size", "TASKFLOW_PG_POOL_SIZE", OPT_INT, OFF(pg_pool_size), 1, 64, "2",
-     "PostgreSQL connections per loop thread"},
+     "PostgreSQL connections per loop thread", 0},
     {"--no-migrate", "TASKFLOW_NO_MIGRATE", OPT_FLAG, OFF(migrate_on_start), 0, 1, NULL,
-     "serve: do not apply pending migrations at start"},
+     "serve: do not apply pending migrations at start", 1},
+    {"--role", "TASKFLOW_ROLE", OPT_STR, OFF(role), 0, 0, "api,worker",
+     "what this node does: api, worker, or api,worker", 0},
+    {"--worker-id", "TASKFLOW_WORKER_ID", OPT_STR, OFF(worker_id), 0, 0, NULL,
+     "name of this node in leases and attempts [default: <hostname>-<pid>]", 0},
+    {"--worker-concurrency", "TASKFLOW_WORKER_CONCURRENCY", OPT_INT, OFF(worker_concurrency), 1,
+     100000, "64", "built-in executions (e.g. HTTP calls) in flight per node", 0},
+    {"--lease-ms", "TASKFLOW_LEASE_MS", OPT_INT, OFF(lease_ms), 1000, 3600000, "30000",
+     "lease of a built-in execution; renewed by heartbeats at a third of it", 0},
+    {"--poll-interval-ms", "TASKFLOW_POLL_INTERVAL_MS", OPT_INT, OFF(poll_interval_ms), 10, 60000,
+     "1000", "fallback poll for new work and period of lease rescue", 0},
+    {"--http-allow-loopback", "TASKFLOW_HTTP_ALLOW_LOOPBACK", OPT_FLAG, OFF(http_allow_loopback), 0,
+     1, NULL, "http executor: allow calls to loopback addresses", 0},
+    {"--http-allow-private", "TASKFLOW_HTTP_ALLOW_PRIVATE", OPT_FLAG, OFF(http_allow_private), 0, 1,
+     NULL, "http executor: allow calls to private and link-local addresses", 0},
+    {"--http-max-response-bytes", "TASKFLOW_HTTP_MAX_RESPONSE_BYTES", OPT_LONG,
+     OFF(http_max_response_bytes), 0, 67108864, "1048576",
+     "http executor: response body kept as the result (the rest is cut)", 0},
 };
 
 #define NOPTS (sizeof(OPTS) / sizeof(OPTS[0]))
@@ -84,14 +103,14 @@ static int set_value(tf_config_t *cfg, const opt_t *o, const char *value, const 
         return 0;
     }
     if (o->kind == OPT_FLAG) {
-        /* Only --no-migrate today: present (or env "1"/"true") turns migration off. */
         if (strcmp(value, "1") != 0 && strcmp(value, "true") != 0 && strcmp(value, "0") != 0 &&
             strcmp(value, "false") != 0) {
             snprintf(err, errlen, "invalid value for %s: '%s' (expected true or false)", source,
                      value);
             return TF_EINVAL;
         }
-        *(int *)field = (strcmp(value, "1") == 0 || strcmp(value, "true") == 0) ? 0 : 1;
+        int set = strcmp(value, "1") == 0 || strcmp(value, "true") == 0;
+        *(int *)field = o->invert ? !set : set;
         return 0;
     }
     errno = 0;
@@ -109,6 +128,9 @@ static int set_value(tf_config_t *cfg, const opt_t *o, const char *value, const 
     }
     return 0;
 }
+
+static int load_config(tf_config_t *cfg, int argc, char **argv, tf_getenv_fn getenv_fn,
+                       void *env_arg, char *err, size_t errlen);
 
 static const opt_t *find_flag(const char *arg, size_t len) {
     for (size_t i = 0; i < NOPTS; i++) {
@@ -137,8 +159,41 @@ static int load_defaults_and_env(tf_config_t *cfg, tf_getenv_fn getenv_fn, void 
     return 0;
 }
 
+/* Splits cfg->role into role_api / role_worker. */
+static int parse_role(tf_config_t *cfg, char *err, size_t errlen) {
+    cfg->role_api = cfg->role_worker = 0;
+    const char *p = cfg->role;
+    while (*p != '\0') {
+        size_t len = strcspn(p, ",");
+        if (len == 3 && strncmp(p, "api", 3) == 0) {
+            cfg->role_api = 1;
+        } else if (len == 6 && strncmp(p, "worker", 6) == 0) {
+            cfg->role_worker = 1;
+        } else {
+            snprintf(err, errlen,
+                     "invalid value for --role: '%s' (expected api, worker or "
+                     "api,worker)",
+                     cfg->role);
+            return TF_EINVAL;
+        }
+        p += len + (p[len] == ',');
+    }
+    if (!cfg->role_api && !cfg->role_worker) {
+        snprintf(err, errlen, "invalid value for --role: '%s' (expected api, worker or api,worker)",
+                 cfg->role);
+        return TF_EINVAL;
+    }
+    return 0;
+}
+
 int tf_config_load(tf_config_t *cfg, int argc, char **argv, tf_getenv_fn getenv_fn, void *env_arg,
                    char *err, size_t errlen) {
+    int rc = load_config(cfg, argc, argv, getenv_fn, env_arg, err, errlen);
+    return rc != 0 ? rc : parse_role(cfg, err, errlen);
+}
+
+static int load_config(tf_config_t *cfg, int argc, char **argv, tf_getenv_fn getenv_fn,
+                       void *env_arg, char *err, size_t errlen) {
     int rc = load_defaults_and_env(cfg, getenv_fn, env_arg, err, errlen);
     for (int i = 0; rc == 0 && i < argc; i++) {
         const char *arg = argv[i];

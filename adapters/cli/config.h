@@ -33,6 +33,15 @@ typedef struct {
     int shutdown_grace_ms;
     int pg_pool_size; /* connections per loop thread */
     int migrate_on_start;
+    char *role;                /* "api", "worker" or "api,worker" */
+    int role_api, role_worker; /* parsed from role */
+    char *worker_id;           /* NULL: "<hostname>-<pid>" */
+    int worker_concurrency;    /* built-in executions in flight per process */
+    int lease_ms;              /* lease of a built-in execution */
+    int poll_interval_ms;      /* fallback poll and maintenance period */
+    int http_allow_loopback;
+    int http_allow_private;
+    long http_max_response_bytes;
     int help; /* --help was given */
 } tf_config_t;
 

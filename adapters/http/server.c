@@ -297,6 +297,9 @@ static void loop_begin_stop(tf__http_loop_t *loop) {
         return;
     }
     loop->stopping = 1;
+    if (loop->server->cfg.loop_stopping != NULL && loop->loop_ctx != NULL) {
+        loop->server->cfg.loop_stopping(&loop->loop, loop->loop_ctx, loop->server->cfg.app);
+    }
     if (loop->listener_open) {
         uv_close((uv_handle_t *)&loop->listener, NULL);
         loop->listener_open = 0;

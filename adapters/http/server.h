@@ -70,6 +70,10 @@ typedef struct {
      * abandoned; must close what loop_start opened (the loop runs on until
      * every handle is closed). */
     void (*loop_stop)(uv_loop_t *loop, void *loop_ctx, void *app);
+    /* Optional: called on each loop thread when shutdown begins, before the
+     * grace period, so the application can answer requests that would
+     * otherwise wait (long polls) at once. */
+    void (*loop_stopping)(uv_loop_t *loop, void *loop_ctx, void *app);
     void *app;
 } tf_http_config_t;
 

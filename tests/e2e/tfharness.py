@@ -71,12 +71,16 @@ class TaskFlow:
     """A running `taskflow serve` on a free port.  Its log lines (JSON) are
     collected in self.logs."""
 
-    def __init__(self, db_url, *args, env=None, wait=True):
+    def __init__(self, db_url, *args, env=None, wait=True, ready=True):
         if not BIN:
             fail("TASKFLOW_BIN is not set")
         full_env = dict(os.environ)
+        # Tests that exercise the worker role (running built-in executors,
+        # rescuing leases) ask for it; the others keep the runner out of the
+        # way of what they inspect.
         full_env.update({"TASKFLOW_DATABASE_URL": db_url, "TASKFLOW_PORT": "0",
-                         "TASKFLOW_THREADS": "2", "TASKFLOW_LOG_LEVEL": "info"})
+                         "TASKFLOW_THREADS": "2", "TASKFLOW_LOG_LEVEL": "info",
+                         "TASKFLOW_ROLE": "api"})
         full_env.update(env or {})
         self.proc = subprocess.Popen([BIN, "serve", *args], env=full_env, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
@@ -90,6 +94,11 @@ class TaskFlow:
         if wait and not self._ready.wait(30):
             self.stop()
             fail(f"taskflow did not start; logs: {self.logs} stderr: {''.join(self._stderr)}")
+        if wait and ready:
+            # "listening" comes before every loop's database pool is up.
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and self.request("GET", "/readyz")[0] != 200:
+                time.sleep(0.02)
 
     def _read_logs(self):
         for line in self.proc.stdout:
@@ -273,3 +282,82 @@ def is_uuid(text):
         return str(uuid.UUID(text)) == text.lower()
     except (ValueError, AttributeError, TypeError):
         return False
+
+
+class JobEndpoint:
+    """A local HTTP endpoint for jobs with an `http` executor.  Every POST is
+    recorded (path, headers, body); `behaviour(path, body, n)` -> (status,
+    body, delay seconds) decides the answer, n being how many times that path
+    was called before.  Serves each request on its own thread."""
+
+    def __init__(self, behaviour=None):
+        import http.server
+
+        self.calls = []
+        self.counts = {}
+        self.lock = threading.Lock()
+        self.behaviour = behaviour or (lambda path, body, n: (200, b'{"ok":true}', 0))
+        endpoint = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                with endpoint.lock:
+                    n = endpoint.counts.get(self.path, 0)
+                    endpoint.counts[self.path] = n + 1
+                    endpoint.calls.append((self.path, dict(self.headers), body, time.monotonic()))
+                status, answer, delay = endpoint.behaviour(self.path, body, n)
+                if delay:
+                    time.sleep(delay)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                except OSError:
+                    pass
+
+            do_PUT = do_POST
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own (scripts/pg with its own folder
+    and port), for tests that stop and start the server."""
+
+    def __init__(self, tag, port):
+        self.env = dict(os.environ)
+        src = os.environ.get("TASKFLOW_SOURCE_DIR", ".")
+        self.script = os.path.join(src, "scripts", "pg")
+        self.env.update({"TASKFLOW_PG_DIR": os.path.join(src, ".taskflow", f"pg-{tag}"),
+                         "TASKFLOW_PG_PORT": str(port)})
+        self.run("start")
+        self.url = subprocess.run([self.script, "url"], env=self.env, capture_output=True,
+                                  text=True, check=True).stdout.strip()
+
+    def run(self, action):
+        out = subprocess.run([self.script, action], env=self.env, capture_output=True, text=True,
+                             timeout=120)
+        if out.returncode != 0:
+            fail(f"scripts/pg {action}: {out.stdout} {out.stderr}")
+
+    def stop(self):
+        self.run("stop")
+
+    def start(self):
+        self.run("start")
