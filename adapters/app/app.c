@@ -22,6 +22,7 @@
 #include "adapters/app/jobs.h"
 #include "adapters/app/notifier.h"
 #include "adapters/app/openapi.h"
+#include "adapters/app/queue_gauges.h"
 #include "adapters/app/runner.h"
 #include "adapters/app/work.h"
 #include "adapters/app/worker_api.h"
@@ -54,6 +55,7 @@ static int collect_statements(tf_app_t *app) {
         {tf_jobs_read_prepared, tf_jobs_read_prepared_count},
         {tf_jobs_actions_prepared, tf_jobs_actions_prepared_count},
         {tf_work_prepared, tf_work_prepared_count},
+        {tf_queue_gauges_prepared, tf_queue_gauges_prepared_count},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
@@ -109,6 +111,9 @@ static int loop_start_work(uv_loop_t *loop, tf_app_t *app, tf_app_loop_t *lp) {
         int share = (cfg->worker_concurrency + threads - 1) / threads;
         rc = tf_runner_create(loop, lp, share, &lp->runner);
     }
+    if (rc == 0 && lp->index == 0) {
+        rc = tf_queue_gauges_create(loop, lp, &lp->gauges);
+    }
     return rc == 0 ? tf_notifier_subscribe(lp->notifier, on_notify, lp) : rc;
 }
 
@@ -125,12 +130,21 @@ static void stop_pool(void *arg) {
     tf_pg_pool_close(lp->pg, loop_free, lp);
 }
 
+static void stop_gauges(void *arg) {
+    tf_app_loop_t *lp = arg;
+    if (lp->gauges != NULL) {
+        tf_queue_gauges_close(lp->gauges, stop_pool, lp);
+    } else {
+        stop_pool(lp);
+    }
+}
+
 static void stop_submitter(void *arg) {
     tf_app_loop_t *lp = arg;
     if (lp->submitter != NULL) {
-        tf_submitter_close(lp->submitter, stop_pool, lp);
+        tf_submitter_close(lp->submitter, stop_gauges, lp);
     } else {
-        stop_pool(lp);
+        stop_gauges(lp);
     }
 }
 

@@ -27,6 +27,7 @@ typedef struct tf_submitter tf_submitter_t;
 typedef struct tf_notifier tf_notifier_t;
 typedef struct tf_runner tf_runner_t;
 typedef struct tf_waitlist tf_waitlist_t;
+typedef struct tf_queue_gauges tf_queue_gauges_t;
 
 /* What every loop reads and never changes after start-up (the atomic
  * key generation aside). */
@@ -49,10 +50,11 @@ typedef struct {
     tf_auth_ctx_t auth;
     tf_uuid_gen_t uuids;
     tf_submitter_t *submitter;
-    tf_notifier_t *notifier; /* LISTEN/NOTIFY wake-ups */
-    tf_waitlist_t *waiters;  /* long-polling claims (api role) */
-    tf_runner_t *runner;     /* built-in executors and maintenance (worker role) */
-    const char *worker_id;   /* this node's name (env) */
+    tf_notifier_t *notifier;   /* LISTEN/NOTIFY wake-ups */
+    tf_waitlist_t *waiters;    /* long-polling claims (api role) */
+    tf_runner_t *runner;       /* built-in executors and maintenance (worker role) */
+    tf_queue_gauges_t *gauges; /* queue and table gauges (loop 0 only) */
+    const char *worker_id;     /* this node's name (env) */
 } tf_app_loop_t;
 
 /* Current Unix time in milliseconds (the wall clock the app gives the

@@ -43,7 +43,7 @@ static const char STALE_MESSAGE[] = "the lease token is not current: the attempt
 /* ---- body checks (shared with worker_claim.c) ---- */
 
 static int verr(tf_verr_t *err, const char *prefix, const char *key, const char *message) {
-    snprintf(err->field, sizeof(err->field), "%s%s", prefix, key);
+    snprintf(err->field, sizeof(err->field), "%.60s%.99s", prefix, key);
     snprintf(err->message, sizeof(err->message), "%s%s %s", prefix, key, message);
     return TF_EINVAL;
 }

@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 
-from tfharness import Database, TaskFlow, fail, is_uuid, run_tests
+from tfharness import Database, TaskFlow, fail, is_uuid, run_tests, wait_for
 
 ADMIN = "tf-admin-" + uuid.uuid4().hex
 db = Database("submit")
@@ -292,13 +292,28 @@ def test_group_commit_under_concurrency():
     assert db.sql(f"SELECT count(*) FROM jobs WHERE id IN ({id_list})") == "200"
 
 
+def test_queue_gauges_follow_the_database():
+    import re
+    expected = int(db.sql("SELECT count(*) FROM ready WHERE queue = 'default'"))
+    pattern = re.compile(r'^taskflow_queue_ready_jobs\{queue="default"\} (\S+)$', re.M)
+
+    def seen():
+        m = pattern.search(tf.request("GET", "/metrics")[2])
+        return m is not None and float(m.group(1)) == expected
+
+    wait_for(seen, 15, interval=0.5, what="taskflow_queue_ready_jobs for default")
+    text = tf.request("GET", "/metrics")[2]
+    assert 'taskflow_table_dead_tuples{table="jobs"}' in text, text[-2000:]
+    assert "taskflow_queue_oldest_ready_age_seconds" in text
+
+
 try:
     run_tests([test_created_job_has_every_field, test_delayed_job_is_scheduled,
                test_idempotency_same_body_and_other_body,
                test_fifty_concurrent_duplicates_make_one_job, test_batch_creates_all_in_order,
                test_batch_is_all_or_nothing, test_batch_envelope_errors, test_dependencies,
                test_bad_input_is_refused_and_writes_nothing, test_auth_and_isolation,
-               test_group_commit_under_concurrency])
+               test_group_commit_under_concurrency, test_queue_gauges_follow_the_database])
 finally:
     tf.stop()
     db.drop()

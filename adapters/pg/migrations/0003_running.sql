@@ -8,9 +8,13 @@
 
 -- A running attempt's deadline (started_at + timeout_ms): the rescuer fails
 -- attempts that run past it with error type "timeout", as it fails those
--- whose lease expired with "lease_expired".
+-- whose lease expired with "lease_expired".  Not indexed: `running` holds
+-- only the attempts in flight, and every index here costs each claim.
 ALTER TABLE running ADD COLUMN deadline_at timestamptz;
-CREATE INDEX running_deadline_idx ON running (deadline_at);
+-- The same holds for the lease: the rescuer's scan (every poll interval,
+-- one node at a time finds work) reads the few rows in flight; the index
+-- of 0001 cost every claim an index entry for nothing.
+DROP INDEX running_lease_idx;
 -- Caps count the running rows of a scope under the scope's lock (tf_claim):
 -- per queue, per tenant (the primary key), per tenant in a queue.
 CREATE INDEX running_queue_idx ON running (queue, tenant_id);
@@ -32,7 +36,6 @@ CREATE TABLE domain_events (
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, id)
 );
-CREATE INDEX domain_events_id_idx ON domain_events (id);
 
 -- Wake-ups: one NOTIFY per statement and queue that made jobs claimable
 -- (PostgreSQL folds equal notifications of one transaction), whatever
@@ -249,3 +252,9 @@ END
 $$;
 CREATE TRIGGER jobs_mark_parents AFTER INSERT ON jobs
     FOR EACH ROW WHEN (NEW.depends_on <> '{}') EXECUTE FUNCTION tf_mark_parents();
+
+-- A job row is updated twice in its life at speed (claim, finish).  With
+-- half of every page free, both updates find room on the row's own page and
+-- stay HOT (no index entries), which measured halves the WAL per processed
+-- job; the table is larger on disk in exchange.
+ALTER TABLE jobs SET (fillfactor = 50);

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Processing benchmark (see bench/README.md):
+#  1. external workers: jobs/s through POST /v1/queues/{q}/claim (100 per
+#     claim) and POST /v1/jobs/ack (everything claimed, one request), with
+#     wrk (bench/worker_loop.lua) on 8 connections (TaskFlow with 4 database
+#     connections per loop), over a preloaded queue;
+#  2. the built-in http executor: jobs/s for N jobs whose executor calls a
+#     trivial local endpoint (TaskFlow's own GET /healthz);
+#  3. latency from submission to a long-polling worker holding the job
+#     (bench/latency.py), p50 and p99.
+#   bench/process.sh [seconds per run (8)] [runs (3)]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-8}
+runs=${2:-3}
+
+scripts/deps
+scripts/build release >/dev/null
+export TASKFLOW_PG_DIR=$PWD/.taskflow/pg-bench TASKFLOW_PG_PORT=${TASKFLOW_BENCH_PG_PORT:-54389}
+scripts/pg start >/dev/null
+base=$(scripts/pg url)
+db=bench_$$
+scripts/pg psql -q -c "CREATE DATABASE $db" >/dev/null
+url=${base%/*}/$db
+port=${TASKFLOW_BENCH_PORT:-18181}
+admin=bench-admin-$$
+log=$(mktemp)
+TASKFLOW_DATABASE_URL=$url TASKFLOW_ADMIN_TOKEN=$admin TASKFLOW_PORT=$port \
+  TASKFLOW_LOG_LEVEL=warn TASKFLOW_HTTP_ALLOW_LOOPBACK=true TASKFLOW_WORKER_CONCURRENCY=128 \
+  TASKFLOW_PG_POOL_SIZE=${TASKFLOW_BENCH_POOL:-4} \
+  build/taskflow serve >"$log" 2>&1 &
+server=$!
+cleanup() {
+  kill -INT $server 2>/dev/null || true
+  wait $server 2>/dev/null || true
+  scripts/pg psql -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  scripts/pg stop >/dev/null 2>&1 || true
+  rm -f "$log"
+}
+trap cleanup EXIT
+for _ in $(seq 50); do curl -sf "localhost:$port/readyz" >/dev/null && break; sleep 0.2; done
+
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)[sys.argv[1]])" "$1"; }
+tenant=$(curl -sf -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
+  -d '{"name":"bench"}' "localhost:$port/v1/admin/tenants" | json id)
+export TASKFLOW_BENCH_TOKEN=$(curl -sf -H "Authorization: Bearer $admin" \
+  -H 'Content-Type: application/json' -d '{}' "localhost:$port/v1/admin/tenants/$tenant/keys" |
+  json token)
+sql() { psql -X -tA "$url" -c "$1"; }
+
+# Preloads $1 jobs (1000 per request) into queue $2 with executor JSON $3.
+preload() {
+  python3 - "$port" "$TASKFLOW_BENCH_TOKEN" "$1" "$2" "$3" <<'PY'
+import http.client, json, sys
+port, token, n, queue, executor = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=120)
+hdrs = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+for start in range(0, n, 1000):
+    jobs = [{"type": "noop", "queue": queue, "payload": {"i": start + i}}
+            for i in range(min(1000, n - start))]
+    if executor != "null":
+        for j in jobs:
+            j["executor"] = json.loads(executor)
+    conn.request("POST", "/v1/jobs/batch", body=json.dumps({"jobs": jobs}), headers=hdrs)
+    r = conn.getresponse(); r.read()
+    assert r.status == 201, r.status
+PY
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
+echo "# $(nproc) cores, PostgreSQL $(sql 'SHOW server_version'), fsync=$(sql 'SHOW fsync'),"\
+     "synchronous_commit=$(sql 'SHOW synchronous_commit')"
+
+lines=()
+for r in $(seq "$runs"); do
+  preload 250000 bench null
+  sql "VACUUM ANALYZE" >/dev/null
+  out=$(wrk -t2 -c8 -d"${secs}s" -s bench/worker_loop.lua "http://127.0.0.1:$port" | tail -1)
+  echo "external workers run $r: $out"
+  lines+=("$out")
+  sql "DELETE FROM ready; UPDATE jobs SET state = 6 WHERE state = 0" >/dev/null
+done
+printf 'external workers median: jobs_per_s=%s\n' \
+  "$(printf '%s\n' "${lines[@]}" | field jobs_per_s | median)"
+
+exec_lines=()
+n=${TASKFLOW_BENCH_EXEC_JOBS:-20000}
+for r in $(seq "$runs"); do
+  before=$(sql "SELECT count(*) FROM jobs WHERE queue = 'exec' AND state = 3")
+  start=$(date +%s.%N)
+  preload "$n" exec "{\"kind\":\"http\",\"url\":\"http://127.0.0.1:$port/healthz\",\"method\":\"GET\"}"
+  while [ "$(sql "SELECT count(*) FROM jobs WHERE queue = 'exec' AND state IN (3,4,5,6)")" \
+          -lt $((before + n)) ]; do sleep 0.05; done
+  end=$(date +%s.%N)
+  rate=$(awk -v n="$n" -v s="$start" -v e="$end" 'BEGIN { printf "%.0f", n / (e - s) }')
+  failed=$(sql "SELECT count(*) FROM jobs WHERE queue = 'exec' AND state <> 3")
+  echo "http executor run $r: jobs=$n seconds=$(awk -v s="$start" -v e="$end" \
+    'BEGIN { printf "%.2f", e - s }') jobs_per_s=$rate not_succeeded=$failed"
+  exec_lines+=("x jobs_per_s=$rate")
+done
+printf 'http executor median: jobs_per_s=%s\n' \
+  "$(printf '%s\n' "${exec_lines[@]}" | field jobs_per_s | median)"
+
+for r in $(seq "$runs"); do
+  echo "latency run $r: $(python3 bench/latency.py "http://127.0.0.1:$port" \
+    "$TASKFLOW_BENCH_TOKEN" 500)"
+done
