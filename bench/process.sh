@@ -14,39 +14,9 @@ cd "$(dirname "$0")/.."
 secs=${1:-8}
 runs=${2:-3}
 
-scripts/deps
-scripts/build release >/dev/null
-export TASKFLOW_PG_DIR=$PWD/.taskflow/pg-bench TASKFLOW_PG_PORT=${TASKFLOW_BENCH_PG_PORT:-54389}
-scripts/pg start >/dev/null
-base=$(scripts/pg url)
-db=bench_$$
-scripts/pg psql -q -c "CREATE DATABASE $db" >/dev/null
-url=${base%/*}/$db
-port=${TASKFLOW_BENCH_PORT:-18181}
-admin=bench-admin-$$
-log=$(mktemp)
-TASKFLOW_DATABASE_URL=$url TASKFLOW_ADMIN_TOKEN=$admin TASKFLOW_PORT=$port \
-  TASKFLOW_LOG_LEVEL=warn TASKFLOW_HTTP_ALLOW_LOOPBACK=true TASKFLOW_WORKER_CONCURRENCY=128 \
-  TASKFLOW_PG_POOL_SIZE=${TASKFLOW_BENCH_POOL:-4} \
-  build/taskflow serve >"$log" 2>&1 &
-server=$!
-cleanup() {
-  kill -INT $server 2>/dev/null || true
-  wait $server 2>/dev/null || true
-  scripts/pg psql -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-  scripts/pg stop >/dev/null 2>&1 || true
-  rm -f "$log"
-}
-trap cleanup EXIT
-for _ in $(seq 50); do curl -sf "localhost:$port/readyz" >/dev/null && break; sleep 0.2; done
-
-json() { python3 -c "import json,sys; print(json.load(sys.stdin)[sys.argv[1]])" "$1"; }
-tenant=$(curl -sf -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
-  -d '{"name":"bench"}' "localhost:$port/v1/admin/tenants" | json id)
-export TASKFLOW_BENCH_TOKEN=$(curl -sf -H "Authorization: Bearer $admin" \
-  -H 'Content-Type: application/json' -d '{}' "localhost:$port/v1/admin/tenants/$tenant/keys" |
-  json token)
-sql() { psql -X -tA "$url" -c "$1"; }
+. bench/common.sh
+bench_start TASKFLOW_HTTP_ALLOW_LOOPBACK=true TASKFLOW_WORKER_CONCURRENCY=128 \
+  TASKFLOW_PG_POOL_SIZE="${TASKFLOW_BENCH_POOL:-4}"
 
 # Preloads $1 jobs (1000 per request) into queue $2 with executor JSON $3.
 preload() {
@@ -67,10 +37,6 @@ for start in range(0, n, 1000):
 PY
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
-echo "# $(nproc) cores, PostgreSQL $(sql 'SHOW server_version'), fsync=$(sql 'SHOW fsync'),"\
-     "synchronous_commit=$(sql 'SHOW synchronous_commit')"
 
 lines=()
 for r in $(seq "$runs"); do
