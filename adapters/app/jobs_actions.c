@@ -21,7 +21,7 @@
  * finished (each with an event 'dependency_cancelled:<parent id>').
  * Cancelling a RUNNING job revokes its lease (its worker's completion is
  * refused), ends the attempt with outcome "cancelled" and counts the job as
- * done for the caps (cap_done, stripe = backend pid mod 64).
+ * the domain event job.cancelled (engine/events.h) for every job cancelled.
  *
  * Retry (from FAILED, DEAD, CANCELLED) and requeue (DEAD only) share one
  * statement tail: the job is PENDING again with attempts 0 and no result,
@@ -99,14 +99,9 @@
     "  greatest(0, floor(extract(epoch FROM now() - started) * 1000))::bigint, 5"                  \
     " FROM ran WHERE run_lease IS NOT NULL ON CONFLICT DO NOTHING),"                               \
     " done AS ("                                                                                   \
-    " INSERT INTO cap_done AS c (scope, tenant_id, queue, stripe, done, run_ms)"                   \
-    " SELECT s.scope, CASE WHEN s.scope = 3 THEN '00000000-0000-0000-0000-000000000000'::uuid"     \
-    "  ELSE r.tenant_id END, CASE WHEN s.scope = 2 THEN '' ELSE r.queue END,"                      \
-    "  pg_backend_pid() % 64, count(*),"                                                           \
-    "  sum(greatest(0, floor(extract(epoch FROM now() - r.started) * 1000)))::bigint"              \
-    " FROM ran r CROSS JOIN (VALUES (1), (2), (3)) AS s (scope) GROUP BY 1, 2, 3"                  \
-    " ON CONFLICT (scope, tenant_id, queue, stripe) DO UPDATE"                                     \
-    "  SET done = c.done + excluded.done, run_ms = c.run_ms + excluded.run_ms)"                    \
+    " INSERT INTO domain_events (tenant_id, name, job_id, state, reason)"                          \
+    " SELECT u.tenant_id, 'job.cancelled', u.id, 6, CASE WHEN u.parent IS NULL"                    \
+    "  THEN 'cancelled' ELSE 'dependency_cancelled' END FROM upd u)"                               \
     " SELECT " TF_JOB_COLUMNS " FROM upd j WHERE j.parent IS NULL"
 
 /* What retry and requeue do to the rows of `picked` (locked, with their

@@ -320,6 +320,11 @@ CREATE INDEX dead_letters_queue_idx ON dead_letters (tenant_id, queue, job_id);
 -- Caps and fair share (SCHEDULING.md "Caps across nodes", "Fair share")
 -- ---------------------------------------------------------------------------
 
+-- (Migration 0003 enforces the caps differently: tf_claim locks the rows
+-- that carry a cap and counts the scope's `running` rows under that lock.
+-- cap_counters keeps the fair-share virtual times (scope 1 per tenant in a
+-- queue, scope 3 the queue's clock); `claimed` and cap_done are unused.)
+--
 -- Claim-side counters, one row per scope:
 --   scope 1 tenant-in-queue (tenant_id, queue)
 --   scope 2 tenant          (tenant_id, queue = '')
