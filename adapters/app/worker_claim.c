@@ -321,6 +321,12 @@ static void claim_done(int status, const PGresult *res, void *arg) {
 
 /* Starts one try; answers the request itself when it cannot start. */
 static void claim_try(claim_t *c) {
+    if (tf_http_req_peer_gone(c->req)) {
+        /* The worker went away while parked: claim nothing for it. */
+        tf__worker_respond_error(c->req, TF_ECANCELED);
+        claim_free(c);
+        return;
+    }
     int rc = tf_work_claim(c->lp, &c->creq, claim_done, c);
     if (rc != 0) {
         tf__worker_respond_error(c->req, rc);

@@ -69,7 +69,10 @@ static const struct {
     [CONN_IDLE] = {TIMER_IDLE, 1, 1, ON_TIMEOUT_CLOSE, NO_REJECT},
     [CONN_HEAD] = {TIMER_HEADER, 1, 1, ON_TIMEOUT_408, TF__HTTP_REJECT_HEADER_TIMEOUT},
     [CONN_BODY] = {TIMER_BODY, 1, 1, ON_TIMEOUT_408, TF__HTTP_REJECT_BODY_TIMEOUT},
-    [CONN_HANDLING] = {TIMER_NONE, 0, 0, ON_TIMEOUT_NOTHING, NO_REJECT},
+    /* Reading on while a handler has the request only to notice a client
+     * that goes away (a long poll must not lease jobs to nobody); what a
+     * pipelining client sends meanwhile is held, unparsed, up to HOLD_MAX. */
+    [CONN_HANDLING] = {TIMER_NONE, 1, 0, ON_TIMEOUT_NOTHING, NO_REJECT},
     [CONN_WAIT_WRITE] = {TIMER_IDLE, 0, 0, ON_TIMEOUT_STALL, TF__HTTP_REJECT_WRITE_STALLED},
     [CONN_CLOSING] = {TIMER_IDLE, 1, 0, ON_TIMEOUT_STALL, TF__HTTP_REJECT_WRITE_STALLED},
     [CONN_LINGER] = {TIMER_LINGER, 1, 0, ON_TIMEOUT_CLOSE, NO_REJECT},
@@ -149,8 +152,11 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void on_timer(uv_timer_t *timer);
 
+#define HOLD_MAX (64 * 1024) /* pipelined input held while a request is handled */
+
 static void conn_update_reading(tf__http_conn_t *conn) {
-    int want = conn_states[conn->state].read && !conn->peer_eof;
+    int want = conn_states[conn->state].read && !conn->peer_eof &&
+               !(conn->state == CONN_HANDLING && conn->in_len >= HOLD_MAX);
     if (want && !conn->reading) {
         conn->reading = uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read) == 0;
     } else if (!want && conn->reading) {
@@ -618,12 +624,20 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
         return;
     }
     if (nread < 0) {
-        if (nread == UV_EOF && conn->state == CONN_CLOSING) {
+        if (nread == UV_EOF && (conn->state == CONN_CLOSING || conn->state == CONN_HANDLING)) {
             conn->peer_eof = 1; /* wait for our response to go out */
             conn_update_reading(conn);
         } else {
             conn_close(conn);
         }
+        return;
+    }
+    if (conn->state == CONN_HANDLING) {
+        if (conn_take_input(conn, buf->base, (size_t)nread) != 0 || conn_settle_input(conn) != 0) {
+            conn_close(conn);
+            return;
+        }
+        conn_update_reading(conn);
         return;
     }
     if (!conn_states[conn->state].parse) {
@@ -668,7 +682,12 @@ static void on_timer(uv_timer_t *timer) {
 
 /* ---- interface for the rest of the server ---- */
 
+int tf__conn_peer_gone(const tf__http_conn_t *conn) {
+    return conn->peer_eof || conn->state == CONN_CLOSED;
+}
+
 void tf__conn_send(tf__http_conn_t *conn, char *data, size_t len, int close) {
+    close = close || conn->peer_eof; /* the client sent all it will */
     conn->req = NULL;
     conn->req_dispatched = 0;
     if (conn->state == CONN_CLOSED) {

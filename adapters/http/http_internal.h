@@ -209,6 +209,8 @@ void tf__conn_on_connection(uv_stream_t *listener, int status);
 void tf__conn_send(tf__http_conn_t *conn, char *data, size_t len, int close);
 /* Continues with pipelined input after a response was queued. */
 void tf__conn_resume(tf__http_conn_t *conn);
+/* 1 when the client closed its side (or the connection is gone). */
+int tf__conn_peer_gone(const tf__http_conn_t *conn);
 /* True when the next response on `conn` must carry Connection: close. */
 int tf__conn_closing_soon(const tf__http_conn_t *conn);
 /* Starts a graceful stop of one connection (server shutdown): idle ones are

@@ -135,6 +135,10 @@ void tf__req_detach(tf_http_req_t *req) {
     req->conn = NULL;
 }
 
+int tf_http_req_peer_gone(const tf_http_req_t *req) {
+    return req->conn == NULL || tf__conn_peer_gone(req->conn);
+}
+
 tf__http_conn_t *tf__req_conn(const tf_http_req_t *req) {
     return req->conn;
 }

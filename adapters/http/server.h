@@ -134,6 +134,11 @@ const char *tf_http_req_body(const tf_http_req_t *req, size_t *len);
 const char *tf_http_req_id(const tf_http_req_t *req);
 void *tf_http_req_loop_ctx(const tf_http_req_t *req);
 uv_loop_t *tf_http_req_loop(const tf_http_req_t *req);
+/* 1 when the client has closed its side of the connection or the connection
+ * is gone: an answer may never be read.  Long-running handlers (long polls)
+ * check it before doing work on the client's behalf. */
+int tf_http_req_peer_gone(const tf_http_req_t *req);
+
 /* Monotonic nanoseconds when the request head was complete. */
 uint64_t tf_http_req_start_ns(const tf_http_req_t *req);
 

@@ -293,6 +293,27 @@ def test_long_poll_wakes_when_work_arrives():
     assert latency < 2.0, latency
 
 
+def test_gone_long_poll_claims_nothing():
+    """A worker that disconnects while its claim is parked leases nothing:
+    a job submitted afterwards stays claimable for the next worker."""
+    import socket
+    q = "gone-poll"
+    body = json.dumps({"worker_id": "w-gone", "wait_ms": 20000}).encode()
+    s = socket.create_connection(("127.0.0.1", tf.port), timeout=5)
+    s.sendall(b"POST /v1/queues/" + q.encode() + b"/claim HTTP/1.1\r\nHost: x\r\n"
+              b"Authorization: Bearer " + KEY_A.encode() + b"\r\n"
+              b"Content-Type: application/json\r\nContent-Length: "
+              + str(len(body)).encode() + b"\r\n\r\n" + body)
+    time.sleep(0.3)
+    s.close()
+    time.sleep(0.3)
+    job = submit(KEY_A, queue=q)
+    time.sleep(1.5)  # a wake-up and a 1 s retry of the parked claim
+    assert get_job(job["id"], KEY_A)["state"] == "PENDING", get_job(job["id"], KEY_A)
+    got = claim(q, KEY_A, worker_id="w-next")
+    assert [j["id"] for j in got] == [job["id"]], got
+
+
 def test_long_poll_answers_empty_at_the_deadline():
     start = time.monotonic()
     got = claim("longpoll-empty", KEY_A, wait_ms=1200)
@@ -729,7 +750,8 @@ try:
     run_tests([test_claim_order_tenant_scope_and_builtin,
                test_claim_respects_max_jobs_and_lease_ms, test_concurrent_claims_never_share_a_job,
                test_paused_queue_gives_nothing, test_admin_claims_across_tenants,
-               test_long_poll_wakes_when_work_arrives, test_long_poll_answers_empty_at_the_deadline,
+               test_long_poll_wakes_when_work_arrives, test_gone_long_poll_claims_nothing,
+               test_long_poll_answers_empty_at_the_deadline,
                test_many_waiters_each_get_one_job,
                test_complete_records_result_attempt_and_events,
                test_complete_without_result_stores_null,
