@@ -125,7 +125,9 @@
     "  - u.priority::float8 * coalesce(q.priority_boost_ms, 60000) * interval '1 millisecond',"    \
     "  u.run_at"                                                                                   \
     " FROM upd u LEFT JOIN queues q ON q.name = u.queue WHERE u.pending_parents = 0"               \
-    " ON CONFLICT DO NOTHING)"
+    " ON CONFLICT DO NOTHING RETURNING queue, builtin),"                                           \
+    " nt AS (SELECT count(pg_notify('taskflow_ready', x.q)) AS n FROM (SELECT DISTINCT"            \
+    "  queue || CASE WHEN builtin THEN '|builtin' ELSE '' END AS q FROM rdy) x)"
 
 /* Retry (after jobs_act_lock), and requeue by ids.  $1 tenant, $2 job ids
  * (uuid[]).  One row per id that is the tenant's job: its state in this
@@ -136,7 +138,7 @@
     " SELECT j.tenant_id, j.id, j.state FROM jobs j"                                               \
     " WHERE j.tenant_id = $1::uuid AND j.id = ANY ($2::uuid[])"                                    \
     "  AND j.state = ANY ($3::smallint[]) ORDER BY j.id FOR UPDATE)," SQL_RETRY_TAIL               \
-    " SELECT s.state, " TF_JOB_COLUMNS " FROM jobs s"                                              \
+    " SELECT s.state, " TF_JOB_COLUMNS " FROM jobs s CROSS JOIN nt"                                \
     " LEFT JOIN upd j ON j.id = s.id"                                                              \
     " WHERE s.tenant_id = $1::uuid AND s.id = ANY ($2::uuid[]) ORDER BY s.id"
 
@@ -150,7 +152,7 @@
     " SELECT j.tenant_id, j.id, j.state FROM jobs j"                                               \
     " WHERE j.tenant_id = $1::uuid AND j.id IN (SELECT job_id FROM candidates)"                    \
     "  AND j.state = ANY ($3::smallint[]) ORDER BY j.id FOR UPDATE)," SQL_RETRY_TAIL               \
-    " SELECT j.state, " TF_JOB_COLUMNS " FROM upd j ORDER BY j.id"
+    " SELECT j.state, " TF_JOB_COLUMNS " FROM upd j CROSS JOIN nt ORDER BY j.id"
 
 const tf_pg_prepared_t tf_jobs_actions_prepared[] = {
     {"jobs_act_lock", SQL_LOCK},

@@ -53,11 +53,71 @@ const tf_pg_prepared_t tf_jobs_submit_prepared[] = {
     {"jobs_submit", TF_SUBMIT_SQL},
     {"jobs_submit_by_key", TF_SUBMIT_BY_KEY_SQL},
     {"jobs_submit_by_ids", TF_SUBMIT_BY_IDS_SQL},
+    {"jobs_submit_notify", TF_SUBMIT_NOTIFY_SQL},
 };
 const size_t tf_jobs_submit_prepared_count =
     sizeof(tf_jobs_submit_prepared) / sizeof(tf_jobs_submit_prepared[0]);
 
 static void flush(tf_submitter_t *s);
+
+/* ---- wake-ups ---- */
+
+/* Queues whose workers a submission wakes: "<queue>" or "<queue>|builtin",
+ * collected (without repeats) into a text[] literal for
+ * TF_SUBMIT_NOTIFY_SQL.  Queue names need no quoting ([A-Za-z0-9_.:-]). */
+typedef struct {
+    char *text;
+    size_t len, cap;
+} wake_t;
+
+static void wake_add(wake_t *w, const tf_submission_t *sub) {
+    if (sub->scheduled) {
+        return; /* the promoter wakes them when they are due */
+    }
+    char item[TF_JOB_NAME_MAX + 16];
+    int n = snprintf(item, sizeof(item), "%s%s", sub->queue, sub->executor ? "|builtin" : "");
+    for (const char *p = w->text != NULL ? w->text + 1 : NULL; p != NULL && *p != '\0';) {
+        size_t len = strcspn(p, ",");
+        if (len == (size_t)n && strncmp(p, item, len) == 0) {
+            return;
+        }
+        p += len + (p[len] == ',');
+    }
+    if (w->len + (size_t)n + 3 > w->cap) {
+        size_t cap = (w->cap ? w->cap * 2 : 128) + (size_t)n;
+        char *grown = realloc(w->text, cap);
+        if (grown == NULL) {
+            return; /* a lost wake-up costs a poll interval, nothing more */
+        }
+        w->text = grown;
+        w->cap = cap;
+    }
+    w->len += (size_t)sprintf(w->text + w->len, "%s%s", w->len == 0 ? "{" : ",", item);
+}
+
+/* Closes the literal; NULL when nothing needs waking.  Caller frees. */
+static char *wake_finish(wake_t *w) {
+    if (w->len == 0) {
+        free(w->text);
+        return NULL;
+    }
+    memcpy(w->text + w->len, "}", 2);
+    return w->text;
+}
+
+/* Sends `submit` and, in the same transaction, the wake-up. */
+static int submit_with_wake(tf_app_loop_t *lp, const char *rows, const char *batch_mode, char *wake,
+                            tf_pg_cb cb, void *arg) {
+    const char *submit_values[2] = {rows, batch_mode};
+    const char *wake_values[1] = {wake};
+    tf_pg_stmt_t stmts[2] = {
+        {.prepared = "jobs_submit", .nparams = 2, .values = submit_values},
+        {.prepared = "jobs_submit_notify", .nparams = 1, .values = wake_values},
+    };
+    int rc = tf_pg_submit(lp->pg, stmts, wake != NULL ? 2 : 1, 0, cb, arg);
+    free(wake);
+    return rc;
+}
 
 /* ---- answering ---- */
 
@@ -216,9 +276,11 @@ static void flush_one(tf_submitter_t *s) {
     tf_jbuf_init(&b);
     tf_jbuf_arr_open(&b);
     tf_submission_t *last = NULL;
+    wake_t wake = {0};
     while (s->head != NULL && f != NULL && f->count < FLUSH_MAX_ROWS) {
         tf_submission_t *sub = s->head;
         tf_submission_write_row(&b, sub, f->count);
+        wake_add(&wake, sub);
         s->head = sub->next;
         s->pending--;
         if (last == NULL) {
@@ -237,16 +299,16 @@ static void flush_one(tf_submitter_t *s) {
     char *rows = NULL;
     size_t len = 0;
     tf_pg_reply_t oom = {.status = TF_ENOMEM, .failed_index = -1};
+    char *woken = wake_finish(&wake);
     if (f == NULL || tf_jbuf_finish(&b, &rows, &len) != 0) {
+        free(woken);
         fail_all(f != NULL ? f->rows : NULL, &oom);
         free(f);
         return;
     }
     tf_metric_observe(s->group_size, f->count);
-    const char *values[2] = {rows, "false"};
-    tf_pg_stmt_t stmt = {.prepared = "jobs_submit", .nparams = 2, .values = values};
     f->owner = s;
-    int rc = tf_pg_submit(s->lp->pg, &stmt, 1, 0, flush_done, f);
+    int rc = submit_with_wake(s->lp, rows, "false", woken, flush_done, f);
     free(rows);
     if (rc != 0) {
         tf_pg_reply_t failed = {.status = rc, .failed_index = -1};
@@ -603,23 +665,25 @@ static void batch_send(batch_t *bt) {
     tf_jbuf_init(&b);
     tf_jbuf_arr_open(&b);
     int ord = 0;
+    wake_t wake = {0};
     for (int i = 0; i < bt->n; i++) {
         if (bt->alias[i] < 0) {
             bt->row[i] = ord;
             tf_submission_write_row(&b, bt->subs[i], ord++);
+            wake_add(&wake, bt->subs[i]);
         }
     }
+    char *woken = wake_finish(&wake);
     tf_jbuf_arr_close(&b);
     char *rows = NULL;
     size_t len = 0;
     if (tf_jbuf_finish(&b, &rows, &len) != 0) {
+        free(woken);
         tf_http_respond_error(bt->req, 500, "internal", "out of memory", NULL);
         batch_free(bt);
         return;
     }
-    const char *values[2] = {rows, "true"};
-    tf_pg_stmt_t stmt = {.prepared = "jobs_submit", .nparams = 2, .values = values};
-    int rc = tf_pg_submit(lp->pg, &stmt, 1, 0, batch_done, bt);
+    int rc = submit_with_wake(lp, rows, "true", woken, batch_done, bt);
     free(rows);
     if (rc != 0) {
         tf_api_respond_submit_error(bt->req, rc);

@@ -106,6 +106,11 @@ enum {
     "SELECT encode(j.request_hash, 'hex'), " TF_JOB_COLUMNS " FROM jobs j"                         \
     " WHERE j.tenant_id = $1::uuid AND j.idempotency_key = $2"
 
+/* Wakes the workers of the queues in $1 (text[]), in the submitting
+ * transaction: NOTIFY is delivered at commit. */
+#define TF_SUBMIT_NOTIFY_SQL                                                                       \
+    "SELECT count(pg_notify('taskflow_ready', q)) FROM unnest($1::text[]) q"
+
 /* Existing jobs of one tenant by id: the job columns only. */
 #define TF_SUBMIT_BY_IDS_SQL                                                                       \
     "SELECT " TF_JOB_COLUMNS " FROM jobs j WHERE j.tenant_id = $1::uuid AND j.id = ANY "           \

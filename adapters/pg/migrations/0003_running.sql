@@ -37,23 +37,12 @@ CREATE TABLE domain_events (
     PRIMARY KEY (tenant_id, id)
 );
 
--- Wake-ups: one NOTIFY per statement and queue that made jobs claimable
--- (PostgreSQL folds equal notifications of one transaction), whatever
--- statement did it: submission, promotion, retry, requeue, release,
--- dependency release.  Payload "<queue>" or "<queue>|builtin".
-CREATE FUNCTION tf_ready_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    q text;
-BEGIN
-    FOR q IN SELECT DISTINCT n.queue || CASE WHEN n.builtin THEN '|builtin' ELSE '' END
-               FROM new_rows n LOOP
-        PERFORM pg_notify('taskflow_ready', q);
-    END LOOP;
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER ready_notify AFTER INSERT ON ready REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION tf_ready_notify();
+-- Wake-ups: every transaction that makes jobs claimable sends one NOTIFY
+-- per queue on channel taskflow_ready, payload "<queue>" or
+-- "<queue>|builtin" (PostgreSQL folds equal notifications of a
+-- transaction).  The submission and retry statements send them themselves;
+-- tf_make_ready below sends one for every job it readies.  A statement
+-- trigger with a transition table did the same at 8% of batch throughput.
 
 -- A cancelled RUNNING job: its node aborts the work at once.
 CREATE FUNCTION tf_cancel_notify() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -67,8 +56,13 @@ $$;
 CREATE TRIGGER jobs_cancel_notify AFTER UPDATE OF state ON jobs
     FOR EACH ROW WHEN (OLD.state = 2 AND NEW.state = 6) EXECUTE FUNCTION tf_cancel_notify();
 
--- The ready row of a job that became claimable (sort key: priority ages).
-CREATE FUNCTION tf_make_ready(p_tenant uuid, p_job uuid) RETURNS void LANGUAGE sql AS $$
+-- The ready row of a job that became claimable (sort key: priority ages),
+-- and the wake-up of its queue's workers.
+CREATE FUNCTION tf_make_ready(p_tenant uuid, p_job uuid) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_queue text;
+    v_builtin boolean;
+BEGIN
     INSERT INTO ready (tenant_id, job_id, queue, builtin, sort_key, run_at)
     SELECT j.tenant_id, j.id, j.queue, j.executor IS NOT NULL,
            greatest(j.run_at, now()) - j.priority * coalesce(q.priority_boost_ms, 60000)::float8
@@ -76,7 +70,13 @@ CREATE FUNCTION tf_make_ready(p_tenant uuid, p_job uuid) RETURNS void LANGUAGE s
            greatest(j.run_at, now())
       FROM jobs j LEFT JOIN queues q ON q.name = j.queue
      WHERE j.tenant_id = p_tenant AND j.id = p_job
-    ON CONFLICT DO NOTHING;
+    ON CONFLICT DO NOTHING
+    RETURNING queue, builtin INTO v_queue, v_builtin;
+    IF v_queue IS NOT NULL THEN
+        PERFORM pg_notify('taskflow_ready',
+                          v_queue || CASE WHEN v_builtin THEN '|builtin' ELSE '' END);
+    END IF;
+END
 $$;
 
 -- A parent ended: SUCCEEDED releases its children (the last parent makes a
