@@ -14,7 +14,8 @@ import os
 import threading
 import uuid
 
-from tfharness import Database, TaskFlow, fail, run_tests
+import tfharness as harness
+from tfharness import Database, TaskFlow, fail, run_tests, auth, expect
 
 ADMIN = "tf-admin-" + uuid.uuid4().hex
 STATES = ["PENDING", "SCHEDULED", "RUNNING", "SUCCEEDED", "FAILED", "DEAD", "CANCELLED"]
@@ -23,36 +24,13 @@ NIL = "00000000-0000-0000-0000-000000000000"
 
 # ---- helpers ----
 
-def auth(token, tenant=None, **extra):
-    h = {"Authorization": f"Bearer {token}"}
-    if tenant is not None:
-        h["TaskFlow-Tenant"] = tenant
-    h.update(extra)
-    return h
-
-
-def expect(answer, status, code=None, field=None):
-    got, _, body = answer
-    if got != status:
-        fail(f"status {got}, want {status}: {str(body)[:500]}")
-    if code is not None:
-        assert isinstance(body, dict) and body["error"]["code"] == code, body
-    if field is not None:
-        assert body["error"]["details"].get("field") == field, body
-    return body
-
 
 def new_tenant(name):
-    tenant = expect(tf.request("POST", "/v1/admin/tenants", {"name": f"{name}-{os.getpid()}"},
-                               headers=auth(ADMIN)), 201)
-    key = expect(tf.request("POST", f"/v1/admin/tenants/{tenant['id']}/keys", {},
-                            headers=auth(ADMIN)), 201)
-    return tenant["id"], key["token"], key["id"]
+    return harness.new_tenant(tf, ADMIN, name)
 
 
 def submit(token, **job):
-    job.setdefault("type", "T")
-    return expect(tf.request("POST", "/v1/jobs", job, headers=auth(token)), 201)
+    return harness.submit(tf, token, **job)
 
 
 def submit_many(token, jobs):

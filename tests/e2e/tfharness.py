@@ -361,3 +361,42 @@ class PrivatePostgres:
 
     def start(self):
         self.run("start")
+
+
+# ---- API helpers shared by the jobs and worker tests ----
+
+def auth(token, tenant=None, **extra):
+    """Headers for a bearer token, optionally acting for `tenant`."""
+    h = {"Authorization": f"Bearer {token}"}
+    if tenant is not None:
+        h["TaskFlow-Tenant"] = tenant
+    h.update(extra)
+    return h
+
+
+def expect(answer, status, code=None, field=None):
+    """Asserts an answer's status (and error code / details.field); returns
+    its body."""
+    got, _, body = answer
+    if got != status:
+        fail(f"status {got}, want {status}: {str(body)[:500]}")
+    if code is not None:
+        assert isinstance(body, dict) and body["error"]["code"] == code, body
+    if field is not None:
+        assert body["error"]["details"].get("field") == field, body
+    return body
+
+
+def new_tenant(tf, admin, name):
+    """A tenant (named `name` plus the pid) and a key: (id, token, key id)."""
+    tenant = expect(tf.request("POST", "/v1/admin/tenants", {"name": f"{name}-{os.getpid()}"},
+                               headers=auth(admin)), 201)
+    key = expect(tf.request("POST", f"/v1/admin/tenants/{tenant['id']}/keys", {},
+                            headers=auth(admin)), 201)
+    return tenant["id"], key["token"], key["id"]
+
+
+def submit(tf, token, **job):
+    """POST /v1/jobs (type "T" unless given); returns the created job."""
+    job.setdefault("type", "T")
+    return expect(tf.request("POST", "/v1/jobs", job, headers=auth(token)), 201)
