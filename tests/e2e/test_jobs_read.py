@@ -55,47 +55,11 @@ def q(value):
 
 
 def claim(job_id, worker="w-1"):
-    """PENDING -> RUNNING the way the claim does: the lease, the running row,
-    the event."""
-    j = f"'{job_id}'::uuid"
-    db.sql(f"""
-        WITH r AS (DELETE FROM ready WHERE job_id = {j}),
-             s AS (DELETE FROM scheduled WHERE job_id = {j}),
-             u AS (UPDATE jobs SET state = 2, attempts = attempts + 1, started_at = now(),
-                   lease_token = gen_random_uuid(), locked_by = '{worker}',
-                   lease_expires_at = now() + interval '30 seconds', updated_at = now()
-                   WHERE id = {j} RETURNING tenant_id, id, queue),
-             n AS (INSERT INTO running (tenant_id, job_id, queue, lease_expires_at, locked_by)
-                   SELECT tenant_id, id, queue, now() + interval '30 seconds', '{worker}' FROM u)
-        INSERT INTO job_events (tenant_id, job_id, from_state, to_state, reason, actor)
-        SELECT tenant_id, id, 0, 2, 'claimed', '{worker}' FROM u""")
+    harness.sql_claim(db, job_id, worker)
 
 
 def finish(job_id, state, worker="w-1"):
-    """RUNNING -> SUCCEEDED, FAILED (fatal error) or DEAD (retryable error,
-    attempts exhausted) the way completion does: the attempt row, the dead
-    letter, the event."""
-    j = f"'{job_id}'::uuid"
-    to, outcome = {"SUCCEEDED": (3, 0), "FAILED": (4, 2), "DEAD": (5, 1)}[state]
-    etype, emsg = ("NULL", "NULL") if state == "SUCCEEDED" else ("'Boom'", "'it broke'")
-    result = "'{\"ok\": true}'::jsonb" if state == "SUCCEEDED" else "NULL"
-    db.sql(f"""
-        WITH old AS (SELECT tenant_id, id, queue, attempts, lease_token, started_at
-                     FROM jobs WHERE id = {j} FOR UPDATE),  -- read before u changes it
-             r AS (DELETE FROM running WHERE job_id = {j}),
-             a AS (INSERT INTO job_attempts (tenant_id, job_id, attempt, worker, lease_token,
-                   started_at, duration_ms, outcome, error_type, error_message)
-                   SELECT tenant_id, id, attempts, '{worker}', lease_token, started_at, 5,
-                   {outcome}, {etype}, {emsg} FROM old),
-             d AS (INSERT INTO dead_letters (tenant_id, job_id, queue)
-                   SELECT tenant_id, id, queue FROM old WHERE {to} = 5),
-             u AS (UPDATE jobs j SET state = {to}, finished_at = now(), updated_at = now(),
-                   lease_token = NULL, lease_expires_at = NULL, locked_by = NULL,
-                   result = {result}, last_error_type = {etype}, last_error_message = {emsg}
-                   FROM old WHERE j.tenant_id = old.tenant_id AND j.id = old.id
-                   RETURNING j.tenant_id, j.id)
-        INSERT INTO job_events (tenant_id, job_id, from_state, to_state, reason, actor)
-        SELECT tenant_id, id, 2, {to}, 'test', '{worker}' FROM u""")
+    harness.sql_finish(db, job_id, state, worker)
 
 
 def force_state(job_id, state):
