@@ -83,3 +83,31 @@ int tf_event_emit(const tf_event_sink_t *sink, const tf_domain_event_t *ev) {
     }
     return sink->emit(sink->ctx, ev);
 }
+
+static int buf_emit(void *ctx, const tf_domain_event_t *ev) {
+    tf_event_buf_t *buf = ctx;
+    if (buf->n >= buf->cap) {
+        return TF_ERANGE;
+    }
+    buf->items[buf->n++] = *ev;
+    return 0;
+}
+
+void tf_event_buf_init(tf_event_buf_t *buf, tf_domain_event_t *storage, size_t cap) {
+    buf->items = storage;
+    buf->n = 0;
+    buf->cap = storage != NULL ? cap : 0;
+}
+
+tf_event_sink_t tf_event_buf_sink(tf_event_buf_t *buf) {
+    return (tf_event_sink_t){.emit = buf_emit, .ctx = buf};
+}
+
+const tf_domain_event_t *tf_event_buf_find(const tf_event_buf_t *buf, const char *job_id) {
+    for (size_t i = 0; buf != NULL && job_id != NULL && i < buf->n; i++) {
+        if (strcmp(buf->items[i].job_id, job_id) == 0) {
+            return &buf->items[i];
+        }
+    }
+    return NULL;
+}

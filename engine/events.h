@@ -17,6 +17,8 @@
 #ifndef TF_ENGINE_EVENTS_H
 #define TF_ENGINE_EVENTS_H
 
+#include <stddef.h>
+
 #include "engine/job.h"
 
 /* Values are stable. */
@@ -47,6 +49,26 @@ typedef struct {
     int (*emit)(void *ctx, const tf_domain_event_t *ev);
     void *ctx;
 } tf_event_sink_t;
+
+/* A sink that collects the events of one unit of work: the use case that
+ * decides a set of transitions emits their events into it, and the store
+ * that applies the transitions records in the same transaction those whose
+ * transition applied (the outbox, adapters/pg).  Events are copied as they
+ * are (their strings stay borrowed: they must outlive the unit of work).
+ * Storage is the caller's; emitting beyond `cap` fails with TF_ERANGE. */
+typedef struct {
+    tf_domain_event_t *items;
+    size_t n, cap;
+} tf_event_buf_t;
+
+/* Starts an empty buffer over `storage` (`cap` entries). */
+void tf_event_buf_init(tf_event_buf_t *buf, tf_domain_event_t *storage, size_t cap);
+
+/* The sink that appends to `buf`. */
+tf_event_sink_t tf_event_buf_sink(tf_event_buf_t *buf);
+
+/* The buffered event of job `job_id`, or NULL. */
+const tf_domain_event_t *tf_event_buf_find(const tf_event_buf_t *buf, const char *job_id);
 
 /* The event that reaching `terminal_state` means.  Returns 0, or TF_EINVAL
  * when the state is not terminal (PENDING, SCHEDULED, RUNNING), not a

@@ -119,3 +119,16 @@ bool tf_job_state_is_terminal(tf_job_state_t state) {
     return state == TF_JOB_SUCCEEDED || state == TF_JOB_FAILED || state == TF_JOB_DEAD ||
            state == TF_JOB_CANCELLED;
 }
+
+tf_dependants_action_t tf_job_dependants_action(tf_job_state_t parent_state) {
+    switch (parent_state) {
+    case TF_JOB_SUCCEEDED:
+        return TF_DEPENDANTS_RELEASE;
+    case TF_JOB_FAILED:
+    case TF_JOB_DEAD:
+    case TF_JOB_CANCELLED:
+        return TF_DEPENDANTS_CANCEL;
+    default:
+        return TF_DEPENDANTS_KEEP;
+    }
+}

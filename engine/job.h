@@ -33,15 +33,32 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* The state numbers, one source for C and SQL: statements put them in
+ * their text with TF_SQL_STATE(RUNNING) ("2"), and the job_states table of
+ * migration 0001 and the SQL functions of the migrations are checked
+ * against them by tests/integration/test_state_sql.c. */
+#define TF_JOB_STATE_PENDING_N 0
+#define TF_JOB_STATE_SCHEDULED_N 1
+#define TF_JOB_STATE_RUNNING_N 2
+#define TF_JOB_STATE_SUCCEEDED_N 3
+#define TF_JOB_STATE_FAILED_N 4
+#define TF_JOB_STATE_DEAD_N 5
+#define TF_JOB_STATE_CANCELLED_N 6
+
+#define TF__STR(x) #x
+#define TF__XSTR(x) TF__STR(x)
+/* The number of state NAME as SQL text: TF_SQL_STATE(DEAD) is "5". */
+#define TF_SQL_STATE(name) TF__XSTR(TF_JOB_STATE_##name##_N)
+
 /* States, in the order of the API's list.  Values are stable. */
 typedef enum {
-    TF_JOB_PENDING = 0,
-    TF_JOB_SCHEDULED,
-    TF_JOB_RUNNING,
-    TF_JOB_SUCCEEDED,
-    TF_JOB_FAILED,
-    TF_JOB_DEAD,
-    TF_JOB_CANCELLED,
+    TF_JOB_PENDING = TF_JOB_STATE_PENDING_N,
+    TF_JOB_SCHEDULED = TF_JOB_STATE_SCHEDULED_N,
+    TF_JOB_RUNNING = TF_JOB_STATE_RUNNING_N,
+    TF_JOB_SUCCEEDED = TF_JOB_STATE_SUCCEEDED_N,
+    TF_JOB_FAILED = TF_JOB_STATE_FAILED_N,
+    TF_JOB_DEAD = TF_JOB_STATE_DEAD_N,
+    TF_JOB_CANCELLED = TF_JOB_STATE_CANCELLED_N,
     TF_JOB_STATE_COUNT
 } tf_job_state_t;
 
@@ -84,6 +101,19 @@ int tf_job_state_parse(const char *name, tf_job_state_t *out);
 /* The lower-case name of `ev` ("claim", "fail_retry", ...), a static string
  * used in job_events rows and logs; NULL when `ev` is not a valid event. */
 const char *tf_job_event_name(tf_job_event_t ev);
+
+/* What a parent reaching `state` means for the jobs that depend on it
+ * (API.md): SUCCEEDED releases them (the last parent to succeed makes a
+ * dependant claimable, or SCHEDULED when its run_at is ahead); FAILED, DEAD
+ * and CANCELLED cancel every unfinished dependant, transitively, with the
+ * reason "dependency_<state>:<parent id>"; any other state does nothing. */
+typedef enum {
+    TF_DEPENDANTS_KEEP = 0,
+    TF_DEPENDANTS_RELEASE,
+    TF_DEPENDANTS_CANCEL,
+} tf_dependants_action_t;
+
+tf_dependants_action_t tf_job_dependants_action(tf_job_state_t parent_state);
 
 /* True for SUCCEEDED, FAILED, DEAD and CANCELLED: no automatic event moves
  * the job on (only a manual retry does), and cancel answers 409.  False for

@@ -15,7 +15,7 @@
 
 #include "adapters/app/auth.h"
 #include "adapters/app/bootstrap.h"
-#include "adapters/cli/config.h"
+#include "adapters/config/config.h"
 #include "adapters/http/server.h"
 #include "adapters/log/log.h"
 #include "adapters/metrics/metrics.h"

@@ -63,15 +63,6 @@ void tf_token_hash(const char *token, size_t len, uint8_t out[TF_TOKEN_HASH_LEN]
     EVP_Digest(token, len, out, &n, EVP_sha256(), NULL);
 }
 
-void tf_hex_encode(const uint8_t *bytes, size_t len, char *out) {
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = hex[bytes[i] >> 4];
-        out[2 * i + 1] = hex[bytes[i] & 15];
-    }
-    out[2 * len] = '\0';
-}
-
 int tf_token_generate(const char *prefix, char *out, size_t outlen) {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     uint8_t raw[33];

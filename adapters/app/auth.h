@@ -26,6 +26,7 @@
 
 #include "adapters/http/server.h"
 #include "adapters/pg/pool.h"
+#include "engine/hex.h"
 
 #define TF_AUTH_CACHE_TTL_MS 5000
 #define TF_TOKEN_HASH_LEN 32
@@ -82,9 +83,6 @@ void tf_token_hash(const char *token, size_t len, uint8_t out[TF_TOKEN_HASH_LEN]
  * (`outlen` >= strlen(prefix) + 44).  Returns 0 or TF_EIO when the OS
  * random source fails. */
 int tf_token_generate(const char *prefix, char *out, size_t outlen);
-
-/* Lower-case hex of `len` bytes into `out` (2 * len + 1 bytes). */
-void tf_hex_encode(const uint8_t *bytes, size_t len, char *out);
 
 /* Empties every loop's cache (after a key was revoked). */
 void tf_auth_invalidate(tf_auth_shared_t *shared);

@@ -10,31 +10,11 @@
 #include <libpq-fe.h>
 
 #include "engine/error.h"
+#include "engine/hex.h"
 
 static const char SQL_GET[] = "SELECT value FROM settings WHERE key = $1";
 static const char SQL_PUT[] = "INSERT INTO settings (key, value) VALUES ($1, $2) "
                               "ON CONFLICT (key) DO NOTHING";
-
-static int hex_decode(const char *hex, uint8_t *out, size_t len) {
-    if (strlen(hex) != 2 * len) {
-        return TF_EINVAL;
-    }
-    for (size_t i = 0; i < len; i++) {
-        unsigned v = 0;
-        for (int k = 0; k < 2; k++) {
-            char c = hex[2 * i + (size_t)k];
-            unsigned d = (c >= '0' && c <= '9')   ? (unsigned)(c - '0')
-                         : (c >= 'a' && c <= 'f') ? (unsigned)(c - 'a' + 10)
-                                                  : 16;
-            if (d == 16) {
-                return TF_EINVAL;
-            }
-            v = v * 16 + d;
-        }
-        out[i] = (uint8_t)v;
-    }
-    return 0;
-}
 
 /* Reads settings[key] as `len` hex-encoded bytes.  Returns 0, TF_ENOTFOUND
  * or TF_EIO. */
@@ -44,7 +24,7 @@ static int get_hex(PGconn *conn, const char *key, uint8_t *out, size_t len) {
     int rc = TF_EIO;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         rc = PQntuples(res) == 0 ? TF_ENOTFOUND
-                                 : (hex_decode(PQgetvalue(res, 0, 0), out, len) == 0 ? 0 : TF_EIO);
+                                 : (tf_hex_decode(PQgetvalue(res, 0, 0), out, len) == (int)len ? 0 : TF_EIO);
     }
     PQclear(res);
     return rc;

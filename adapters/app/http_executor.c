@@ -16,6 +16,8 @@
 
 #include "adapters/json/jbuf.h"
 #include "engine/error.h"
+#include "engine/hex.h"
+#include "engine/utf8.h"
 
 enum {
     SNIPPET_MAX = 200, /* bytes of a failed response's body in the error message */
@@ -23,65 +25,19 @@ enum {
 };
 
 char *tf_http_exec_utf8(const char *s, size_t n, size_t *out_len) {
-    const unsigned char *p = (const unsigned char *)s;
-    char *out = malloc(3 * n + 1);
-    size_t o = 0;
+    char *out = malloc(tf_utf8_sanitize(s, n, 1, NULL) + 1);
     if (out == NULL) {
         return NULL;
     }
-    for (size_t i = 0; i < n;) {
-        unsigned c = p[i];
-        size_t len = c >= 0x01 && c < 0x80    ? 1
-                     : c >= 0xC2 && c <= 0xDF ? 2
-                     : c >= 0xE0 && c <= 0xEF ? 3
-                     : c >= 0xF0 && c <= 0xF4 ? 4
-                                              : 0;
-        /* The second byte's range excludes overlongs and surrogates. */
-        unsigned lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
-        unsigned hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
-        int ok = len > 0 && i + len <= n;
-        for (size_t k = 1; ok && k < len; k++) {
-            ok = k == 1 ? p[i + k] >= lo && p[i + k] <= hi : (p[i + k] & 0xC0) == 0x80;
-        }
-        if (ok) {
-            memcpy(out + o, p + i, len);
-            o += len;
-            i += len;
-        } else {
-            memcpy(out + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-        }
-    }
-    out[o] = '\0';
-    *out_len = o;
+    *out_len = tf_utf8_sanitize(s, n, 1, out);
     return out;
-}
-
-static int hex_decode(const char *hex, unsigned char *out, size_t cap) {
-    size_t n = hex != NULL ? strlen(hex) : 0;
-    if (n == 0 || n % 2 != 0 || n / 2 > cap) {
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char ch = hex[i];
-        int d = ch >= '0' && ch <= '9'   ? ch - '0'
-                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
-                                         : -1;
-        if (d < 0) {
-            return -1;
-        }
-        out[i / 2] = (unsigned char)(i % 2 == 0 ? d << 4 : out[i / 2] | d);
-    }
-    return (int)(n / 2);
 }
 
 int tf_http_exec_sign(const char *secret_hex, int64_t t, const char *body, size_t body_len,
                       char out[TF_HTTP_EXEC_SIGNATURE_LEN]) {
     unsigned char secret[SECRET_MAX], mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
-    int secret_len = hex_decode(secret_hex, secret, sizeof(secret));
+    int secret_len = tf_hex_decode(secret_hex, secret, sizeof(secret));
     if (secret_len <= 0) {
         OPENSSL_cleanse(secret, sizeof(secret));
         return TF_EINVAL;
@@ -103,9 +59,10 @@ int tf_http_exec_sign(const char *secret_hex, int64_t t, const char *body, size_
         return msg == NULL ? TF_ENOMEM : TF_EIO;
     }
     int n = snprintf(out, TF_HTTP_EXEC_SIGNATURE_LEN, "t=%s,v1=", ts);
-    for (unsigned i = 0; i < mac_len && (size_t)n + 2 < TF_HTTP_EXEC_SIGNATURE_LEN; i++) {
-        n += snprintf(out + n, 3, "%02x", mac[i]);
+    if (n < 0 || (size_t)n + 2 * (size_t)mac_len + 1 > TF_HTTP_EXEC_SIGNATURE_LEN) {
+        return TF_EIO;
     }
+    tf_hex_encode(mac, mac_len, out + n);
     return 0;
 }
 

@@ -39,6 +39,7 @@
 #include "engine/error.h"
 #include "engine/job.h"
 #include "engine/timefmt.h"
+#include "engine/utf8.h"
 
 /* ---- SQL ---- */
 
@@ -191,22 +192,6 @@ static void range_created_before(id_range_t *r, int64_t ms) {
 
 static int range_is_empty(const id_range_t *r) {
     return r->empty || memcmp(r->lower.bytes, r->upper.bytes, 16) > 0;
-}
-
-/* True when `s` is well-formed UTF-8 (PostgreSQL refuses anything else). */
-static int utf8_valid(const char *s) {
-    for (const unsigned char *p = (const unsigned char *)s; *p != 0;) {
-        int n = *p < 0x80 ? 0 : *p < 0xc2 ? -1 : *p < 0xe0 ? 1 : *p < 0xf0 ? 2 : *p < 0xf5 ? 3 : -1;
-        for (int i = 1; i <= n; i++) {
-            n = (p[i] & 0xc0) == 0x80 ? n : -1;
-        }
-        if (n < 0 || (n > 1 && ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
-                                (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f)))) {
-            return 0; /* not a character, overlong, a surrogate, or beyond U+10FFFF */
-        }
-        p += n + 1;
-    }
-    return 1;
 }
 
 /* ---- answering ---- */
@@ -486,7 +471,7 @@ static int read_text(filters_t *f, const char *name, const char *value, size_t m
         return refuse(f, name, "may be given only once");
     }
     size_t len = strlen(value);
-    if (len == 0 || len > max || !utf8_valid(value)) {
+    if (len == 0 || len > max || !tf_utf8_valid(value, len)) {
         return refuse(f, name, what);
     }
     *out = value;

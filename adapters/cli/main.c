@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "adapters/app/app.h"
-#include "adapters/cli/config.h"
+#include "adapters/config/config.h"
 #include "adapters/log/log.h"
 #include "adapters/metrics/metrics.h"
 #include "adapters/pg/migrate.h"

@@ -32,6 +32,7 @@
 
 #include "engine/error.h"
 #include "engine/timefmt.h"
+#include "engine/utf8.h"
 
 #include <errno.h>
 #include <math.h>
@@ -78,31 +79,6 @@ typedef struct {
 
 /* ---- UTF-8 and JSON string escaping ------------------------------------ */
 
-/* Length of the well-formed UTF-8 sequence starting at `p` (lead byte >=
- * 0x80), or 0 when it is not well formed (overlong, surrogate, above
- * U+10FFFF, cut short).  Never reads past a NUL, which is not a
- * continuation byte. */
-static size_t tf_log_utf8_seq_len(const unsigned char *p) {
-    unsigned char b = p[0];
-    size_t n = b >= 0xC2 && b <= 0xDF   ? 2
-               : b >= 0xE0 && b <= 0xEF ? 3
-               : b >= 0xF0 && b <= 0xF4 ? 4
-                                        : 0;
-    /* The second byte's range excludes overlongs, surrogates and > U+10FFFF. */
-    unsigned char lo = b == 0xE0 ? 0xA0 : b == 0xF0 ? 0x90 : 0x80;
-    unsigned char hi = b == 0xED ? 0x9F : b == 0xF4 ? 0x8F : 0xBF;
-
-    if (n == 0 || p[1] < lo || p[1] > hi) {
-        return 0;
-    }
-    for (size_t i = 2; i < n; i++) {
-        if (p[i] < 0x80 || p[i] > 0xBF) {
-            return 0;
-        }
-    }
-    return n;
-}
-
 /* True for a byte that JSON takes as it is: printable ASCII but '"' and '\\'. */
 static int tf_log_is_plain(unsigned char c) {
     return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
@@ -116,7 +92,7 @@ static size_t tf_log_escape_unit(const unsigned char *p, char *out, size_t *used
 
     *used = 1;
     if (c >= 0x80) {
-        size_t n = tf_log_utf8_seq_len(p);
+        size_t n = tf_utf8_seq_len(p, 4);
         if (n == 0) {
             memcpy(out, "\\ufffd", 6);
             return 6;

@@ -30,6 +30,7 @@
 #include "adapters/metrics/metrics.h"
 
 #include "engine/error.h"
+#include "engine/utf8.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -117,29 +118,6 @@ static void tf_metrics_atomic_add(_Atomic uint64_t *cell, double delta) {
 
 /* ---- strings ------------------------------------------------------------- */
 
-/* Length of the well-formed UTF-8 sequence at `p` (lead byte >= 0x80), or 0
- * when it is malformed.  Never reads past a NUL. */
-static size_t tf_metrics_utf8_seq_len(const unsigned char *p) {
-    unsigned char b = p[0];
-    size_t n = b >= 0xC2 && b <= 0xDF   ? 2
-               : b >= 0xE0 && b <= 0xEF ? 3
-               : b >= 0xF0 && b <= 0xF4 ? 4
-                                        : 0;
-    /* The second byte's range excludes overlongs, surrogates and > U+10FFFF. */
-    unsigned char lo = b == 0xE0 ? 0xA0 : b == 0xF0 ? 0x90 : 0x80;
-    unsigned char hi = b == 0xED ? 0x9F : b == 0xF4 ? 0x8F : 0xBF;
-
-    if (n == 0 || p[1] < lo || p[1] > hi) {
-        return 0;
-    }
-    for (size_t i = 2; i < n; i++) {
-        if (p[i] < 0x80 || p[i] > 0xBF) {
-            return 0;
-        }
-    }
-    return n;
-}
-
 /* Writes `s` to `out` with each malformed UTF-8 byte replaced by U+FFFD, or
  * only measures when `out` is NULL.  Returns the output length (NUL
  * excluded), which equals strlen(s) exactly when `s` is valid UTF-8. */
@@ -148,7 +126,7 @@ static size_t tf_metrics_sanitize(const char *s, char *out) {
     size_t o = 0;
 
     while (*p != '\0') {
-        size_t n = *p < 0x80 ? 1 : tf_metrics_utf8_seq_len(p);
+        size_t n = *p < 0x80 ? 1 : tf_utf8_seq_len(p, 4);
         const char *piece = n > 0 ? (const char *)p : "\xEF\xBF\xBD";
         size_t piece_len = n > 0 ? n : 3;
         if (out != NULL) {

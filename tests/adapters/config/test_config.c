@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "adapters/cli/config.h"
+#include "adapters/config/config.h"
 #include "engine/error.h"
 
 typedef struct {

@@ -9,8 +9,8 @@
  * (the database URL's password, the admin token) are never printed.
  * Plain values; parsed once on the main thread before any loop starts.
  */
-#ifndef TF_ADAPTERS_CLI_CONFIG_H
-#define TF_ADAPTERS_CLI_CONFIG_H
+#ifndef TF_ADAPTERS_CONFIG_CONFIG_H
+#define TF_ADAPTERS_CONFIG_CONFIG_H
 
 #include <stddef.h>
 #include <stdio.h>
@@ -42,11 +42,16 @@ typedef struct {
     int http_allow_loopback;
     int http_allow_private;
     long http_max_response_bytes;
+    char *clock;        /* "system" or "test" */
+    int clock_test;     /* parsed from clock: the test clock was asked for and allowed */
     int help; /* --help was given */
 } tf_config_t;
 
 /* Looks up an environment variable; tests pass their own. */
 typedef const char *(*tf_getenv_fn)(const char *name, void *arg);
+
+/* The environment variable that must be "1" for --clock=test. */
+#define TF_CONFIG_ALLOW_TEST_CLOCK "TASKFLOW_ALLOW_TEST_CLOCK"
 
 /* Fills `cfg` with defaults, then the environment, then `argv` (argc
  * entries, flags only: the subcommand is already consumed).  On error

@@ -5,9 +5,10 @@
  * help.  The same table drives parsing, `--help` and docs/configuration.md,
  * so the three cannot disagree.  Main thread only, before loops start.
  */
-#include "adapters/cli/config.h"
+#include "adapters/config/config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,8 @@ static const opt_t OPTS[] = {
     {"--http-max-response-bytes", "TASKFLOW_HTTP_MAX_RESPONSE_BYTES", OPT_LONG,
      OFF(http_max_response_bytes), 0, 67108864, "1048576",
      "http executor: response body kept as the result (the rest is cut)", 0},
+    {"--clock", "TASKFLOW_CLOCK", OPT_STR, OFF(clock), 0, 0, "system",
+     "system, or test (tests only: needs TASKFLOW_ALLOW_TEST_CLOCK=1; the admin API moves it)", 0},
 };
 
 #define NOPTS (sizeof(OPTS) / sizeof(OPTS[0]))
@@ -186,10 +189,36 @@ static int parse_role(tf_config_t *cfg, char *err, size_t errlen) {
     return 0;
 }
 
+/* --clock: the test clock only where the environment allows it, so that
+ * no production node can be started with a clock someone else moves. */
+static int parse_clock(tf_config_t *cfg, tf_getenv_fn getenv_fn, void *env_arg, char *err,
+                       size_t errlen) {
+    cfg->clock_test = 0;
+    if (strcmp(cfg->clock, "system") == 0) {
+        return 0;
+    }
+    if (strcmp(cfg->clock, "test") != 0) {
+        snprintf(err, errlen, "invalid value for --clock: '%s' (expected system or test)",
+                 cfg->clock);
+        return TF_EINVAL;
+    }
+    const char *allow = getenv_fn != NULL ? getenv_fn(TF_CONFIG_ALLOW_TEST_CLOCK, env_arg) : NULL;
+    if (allow == NULL || strcmp(allow, "1") != 0) {
+        snprintf(err, errlen, "--clock=test is refused unless %s=1 is set (it is for tests only)",
+                 TF_CONFIG_ALLOW_TEST_CLOCK);
+        return TF_EINVAL;
+    }
+    cfg->clock_test = 1;
+    return 0;
+}
+
 int tf_config_load(tf_config_t *cfg, int argc, char **argv, tf_getenv_fn getenv_fn, void *env_arg,
                    char *err, size_t errlen) {
     int rc = load_config(cfg, argc, argv, getenv_fn, env_arg, err, errlen);
-    return rc != 0 ? rc : parse_role(cfg, err, errlen);
+    if (rc == 0) {
+        rc = parse_role(cfg, err, errlen);
+    }
+    return rc != 0 ? rc : parse_clock(cfg, getenv_fn, env_arg, err, errlen);
 }
 
 static int load_config(tf_config_t *cfg, int argc, char **argv, tf_getenv_fn getenv_fn,
