@@ -10,11 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "adapters/app/app.h"
 #include "adapters/config/config.h"
 #include "adapters/log/log.h"
 #include "adapters/metrics/metrics.h"
 #include "adapters/pg/migrate.h"
+#include "adapters/serve/serve.h"
 #include "engine/error.h"
 
 #ifndef TF_VERSION
@@ -63,15 +63,15 @@ static int serve(const tf_config_t *cfg, tf_log_t *log) {
         return EXIT_FAILURE;
     }
     tf_metrics_t *metrics = NULL;
-    tf_app_t *app = NULL;
+    tf_serve_t *node = NULL;
     int rc = tf_metrics_create(&metrics);
     if (rc == 0) {
-        rc = tf_app_create(cfg, log, metrics, &app);
+        rc = tf_serve_create(cfg, log, metrics, &node);
     }
     if (rc == 0) {
-        rc = tf_app_run(app);
+        rc = tf_serve_run(node);
     }
-    tf_app_destroy(app);
+    tf_serve_destroy(node);
     tf_metrics_destroy(metrics);
     return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

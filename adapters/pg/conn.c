@@ -43,19 +43,7 @@ static const char TF_PG_SQL_BEGIN[] = "BEGIN";
 static const char TF_PG_SQL_COMMIT[] = "COMMIT";
 static const char TF_PG_SQL_ROLLBACK[] = "ROLLBACK";
 
-/* Connection defaults placed before the caller's conninfo, which overrides
- * them: an application name for pg_stat_activity, and TCP keepalives that
- * notice a dead server within about a minute instead of hours. */
-static const char *const TF_PG_CONNECT_KEYS[] = {"fallback_application_name",
-                                                 "keepalives",
-                                                 "keepalives_idle",
-                                                 "keepalives_interval",
-                                                 "keepalives_count",
-                                                 "dbname",
-                                                 NULL};
-static const char *const TF_PG_CONNECT_DEFAULTS[] = {"taskflow", "1", "30", "10", "3"};
-
-static void tf__pg_conn_on_poll(uv_poll_t *handle, int status, int events);
+static void tf__pg_conn_on_io(void *owner, int status, int events);
 static void tf__pg_conn_on_timer(uv_timer_t *timer);
 
 static void tf__pg_conn_set_state(tf__pg_conn_t *conn, tf__pg_conn_state_t state) {
@@ -69,57 +57,19 @@ int tf__pg_conn_is_live(const tf__pg_conn_t *conn) {
            conn->state == TF_PG_CONN_CLEANUP;
 }
 
-/* ---- socket watching ---------------------------------------------------- */
+/* ---- socket watching (socket.h) ----------------------------------------- */
 
-static void tf__pg_poll_closed(uv_handle_t *handle) {
-    tf__pg_poll_t *poll = handle->data;
-    tf_pg_pool_t *pool = poll->conn->pool;
-    free(poll);
-    tf__pg_pool_handle_closed(pool);
+static void tf__pg_conn_sock_closed(void *owner) {
+    tf__pg_conn_t *conn = owner;
+    tf__pg_pool_handle_closed(conn->pool);
 }
 
 static void tf__pg_conn_unwatch(tf__pg_conn_t *conn) {
-    if (conn->poll != NULL) {
-        uv_close((uv_handle_t *)&conn->poll->handle, tf__pg_poll_closed);
-        conn->poll = NULL;
-    }
-    conn->poll_events = 0;
-    conn->flushing = 0;
+    tf__pg_watch_stop(&conn->watch);
 }
 
-/* Replaces the poll wrapper with a fresh one on PQsocket() and waits for
- * `events`.  Returns 0, TF_ENOMEM or TF_EIO. */
 static int tf__pg_conn_watch(tf__pg_conn_t *conn, int events) {
-    tf__pg_conn_unwatch(conn);
-    int fd = PQsocket(conn->pg);
-    if (fd < 0) {
-        return TF_EIO;
-    }
-    tf__pg_poll_t *poll = malloc(sizeof(*poll));
-    if (poll == NULL) {
-        return TF_ENOMEM;
-    }
-    if (uv_poll_init(conn->pool->loop, &poll->handle, fd) != 0) {
-        free(poll);
-        return TF_EIO;
-    }
-    poll->conn = conn;
-    poll->handle.data = poll;
-    conn->poll = poll;
-    conn->pool->handles++;
-    conn->poll_events = events;
-    return uv_poll_start(&poll->handle, events, tf__pg_conn_on_poll) == 0 ? 0 : TF_EIO;
-}
-
-static int tf__pg_conn_set_events(tf__pg_conn_t *conn, int events) {
-    if (conn->poll == NULL) {
-        return TF_EIO;
-    }
-    if (events == conn->poll_events) {
-        return 0;
-    }
-    conn->poll_events = events;
-    return uv_poll_start(&conn->poll->handle, events, tf__pg_conn_on_poll) == 0 ? 0 : TF_EIO;
+    return tf__pg_watch_start(&conn->watch, conn->pg, events);
 }
 
 /* ---- failure, reconnect, shutdown --------------------------------------- */
@@ -201,47 +151,15 @@ static void tf__pg_conn_lost(tf__pg_conn_t *conn, const char *what) {
 
 /* ---- connecting --------------------------------------------------------- */
 
-/* Server notices go to the log: warnings and errors at warn, the rest at
- * debug (e.g. "there is no transaction in progress"). */
 static void tf__pg_conn_notice(void *arg, const PGresult *res) {
     tf__pg_conn_t *conn = arg;
-    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
-    const char *message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-    int loud = severity != NULL && strcmp(severity, "NOTICE") != 0 &&
-               strcmp(severity, "INFO") != 0 && strcmp(severity, "LOG") != 0 &&
-               strcmp(severity, "DEBUG") != 0;
-    tf_log_at(conn->pool->log, loud ? TF_LOG_WARN : TF_LOG_DEBUG, "postgres notice",
-              TF_LF_STR("pool", conn->pool->name), TF_LF_INT("conn", conn->index),
-              TF_LF_STR("severity", severity), TF_LF_STR("message", message));
-}
-
-/* The connect deadline: connect_timeout from the conninfo, else the default. */
-static int tf__pg_conn_deadline_ms(PGconn *pg) {
-    int ms = TF_PG_CONNECT_TIMEOUT_MS;
-    PQconninfoOption *options = PQconninfo(pg);
-    for (PQconninfoOption *o = options; o != NULL && o->keyword != NULL; o++) {
-        if (strcmp(o->keyword, "connect_timeout") == 0 && o->val != NULL) {
-            int seconds = atoi(o->val);
-            if (seconds > 0) {
-                ms = (seconds > 86400 ? 86400 : seconds) * 1000;
-            }
-        }
-    }
-    PQconninfoFree(options);
-    return ms;
+    tf__pg_log_notice(conn->pool->log, "postgres notice", res, conn->pool->name, conn->index);
 }
 
 void tf__pg_conn_connect(tf__pg_conn_t *conn) {
     tf_pg_pool_t *pool = conn->pool;
-    const char *values[sizeof(TF_PG_CONNECT_KEYS) / sizeof(TF_PG_CONNECT_KEYS[0])];
-    size_t ndefaults = sizeof(TF_PG_CONNECT_DEFAULTS) / sizeof(TF_PG_CONNECT_DEFAULTS[0]);
-    for (size_t i = 0; i < ndefaults; i++) {
-        values[i] = TF_PG_CONNECT_DEFAULTS[i];
-    }
-    values[ndefaults] = pool->conninfo; /* dbname, expanded */
-    values[ndefaults + 1] = NULL;
     tf__pg_conn_set_state(conn, TF_PG_CONN_CONNECTING);
-    conn->pg = PQconnectStartParams(TF_PG_CONNECT_KEYS, values, 1);
+    conn->pg = tf__pg_connect_start(pool->conninfo, "taskflow");
     if (conn->pg == NULL) {
         tf__pg_conn_fail(conn, TF_EUNAVAIL, "postgres connect failed", "out of memory");
         return;
@@ -251,8 +169,8 @@ void tf__pg_conn_connect(tf__pg_conn_t *conn) {
         return;
     }
     PQsetNoticeReceiver(conn->pg, tf__pg_conn_notice, conn);
-    uv_timer_start(&conn->timer, tf__pg_conn_on_timer, (uint64_t)tf__pg_conn_deadline_ms(conn->pg),
-                   0);
+    uv_timer_start(&conn->timer, tf__pg_conn_on_timer,
+                   (uint64_t)tf__pg_connect_deadline_ms(conn->pg, TF_PG_CONNECT_TIMEOUT_MS), 0);
     /* libpq: before the first PQconnectPoll, act as if it returned WRITING. */
     if (tf__pg_conn_watch(conn, UV_WRITABLE) != 0) {
         tf__pg_conn_fail(conn, TF_EUNAVAIL, "postgres connect failed", "cannot watch the socket");
@@ -268,17 +186,13 @@ static void tf__pg_conn_begin_pipeline(tf__pg_conn_t *conn, size_t ncmds) {
 /* Sends what libpq buffered and watches for the rest.  Returns 0, or -1
  * after the connection failed. */
 static int tf__pg_conn_flush(tf__pg_conn_t *conn) {
-    int r = PQflush(conn->pg);
-    if (r < 0) {
+    int r = tf__pg_watch_flush(&conn->watch, conn->pg);
+    if (r == -1) {
         tf__pg_conn_lost(conn, "postgres send failed");
-        return -1;
-    }
-    conn->flushing = r == 1;
-    if (tf__pg_conn_set_events(conn, UV_READABLE | (r == 1 ? UV_WRITABLE : 0)) != 0) {
+    } else if (r != 0) {
         tf__pg_conn_fail(conn, TF_EUNAVAIL, "postgres send failed", "cannot watch the socket");
-        return -1;
     }
-    return 0;
+    return r == 0 ? 0 : -1;
 }
 
 /* Connected: switch to non-blocking pipeline mode and prepare the pool's
@@ -318,8 +232,7 @@ static void tf__pg_conn_connect_step(tf__pg_conn_t *conn) {
         return;
     }
     /* The socket may have changed: watch the current one afresh. */
-    int events = st == PGRES_POLLING_READING ? UV_READABLE : UV_WRITABLE;
-    if (tf__pg_conn_watch(conn, events) != 0) {
+    if (tf__pg_conn_watch(conn, tf__pg_connect_events(st)) != 0) {
         tf__pg_conn_fail(conn, TF_EUNAVAIL, "postgres connect failed", "cannot watch the socket");
     }
 }
@@ -344,6 +257,8 @@ void tf__pg_conn_init(tf_pg_pool_t *pool, tf__pg_conn_t *conn, int index) {
     uv_timer_init(pool->loop, &conn->timer);
     conn->timer.data = conn;
     pool->handles++;
+    tf__pg_watch_init(&conn->watch, pool->loop, tf__pg_conn_on_io, tf__pg_conn_sock_closed, conn,
+                      &pool->handles);
     tf__pg_conn_set_state(conn, TF_PG_CONN_DOWN);
 }
 
@@ -529,7 +444,7 @@ static void tf__pg_conn_readable(tf__pg_conn_t *conn) {
         tf__pg_conn_lost(conn, "postgres connection lost");
         return;
     }
-    if (conn->flushing && tf__pg_conn_flush(conn) != 0) {
+    if (conn->watch.flushing && tf__pg_conn_flush(conn) != 0) {
         return;
     }
     if (conn->state != TF_PG_CONN_IDLE) {
@@ -547,12 +462,8 @@ static void tf__pg_conn_readable(tf__pg_conn_t *conn) {
     }
 }
 
-static void tf__pg_conn_on_poll(uv_poll_t *handle, int status, int events) {
-    tf__pg_poll_t *poll = handle->data;
-    tf__pg_conn_t *conn = poll->conn;
-    if (poll != conn->poll) {
-        return; /* a socket being replaced */
-    }
+static void tf__pg_conn_on_io(void *owner, int status, int events) {
+    tf__pg_conn_t *conn = owner;
     if (conn->state == TF_PG_CONN_CONNECTING) {
         /* Also on status < 0: libuv reports a socket error (POLLERR, e.g. a
          * refused connect) as UV_EBADF, and libpq reads the real one. */
@@ -567,7 +478,7 @@ static void tf__pg_conn_on_poll(uv_poll_t *handle, int status, int events) {
                          readable ? uv_strerror(status) : PQerrorMessage(conn->pg));
         return;
     }
-    if ((events & UV_WRITABLE) && conn->flushing && tf__pg_conn_flush(conn) != 0) {
+    if ((events & UV_WRITABLE) && conn->watch.flushing && tf__pg_conn_flush(conn) != 0) {
         return;
     }
     if (events & UV_READABLE) {

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "adapters/pg/pool.h"
+#include "adapters/pg/socket.h"
 
 #define TF_PG_MAX_POOL_SIZE 256
 #define TF_PG_MAX_PARAMS 65535
@@ -97,23 +98,14 @@ typedef enum {
 
 typedef struct tf__pg_conn tf__pg_conn_t;
 
-/* A uv_poll_t for one socket.  Allocated per socket because libpq may move
- * to a new socket (possibly with the same fd number) while connecting. */
-typedef struct {
-    uv_poll_t handle;
-    tf__pg_conn_t *conn;
-} tf__pg_poll_t;
-
 struct tf__pg_conn {
     tf_pg_pool_t *pool;
     int index;
     tf__pg_conn_state_t state;
     PGconn *pg;
-    tf__pg_poll_t *poll;
-    int poll_events;
-    int flushing;     /* PQflush() left data: wait for UV_WRITABLE */
-    uv_timer_t timer; /* next connect attempt (DOWN) or connect deadline */
-    int backoff_ms;   /* delay before the next attempt after a failure */
+    tf__pg_watch_t watch; /* its socket (socket.h) */
+    uv_timer_t timer;     /* next connect attempt (DOWN) or connect deadline */
+    int backoff_ms;       /* delay before the next attempt after a failure */
     /* The pipeline in flight (PREPARING, BUSY, CLEANUP). */
     tf__pg_batch_t *batch; /* BUSY only */
     size_t ncmds;          /* commands sent, each answered by one result */

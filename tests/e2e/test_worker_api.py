@@ -390,7 +390,7 @@ def test_fail_retryable_is_scheduled_by_the_policy():
     db.sql(f"""WITH s AS (DELETE FROM scheduled WHERE job_id = '{job['id']}'
                           RETURNING tenant_id, job_id)
                UPDATE jobs j SET state = 0 FROM s WHERE j.id = s.job_id""")
-    db.sql(f"SELECT tf_make_ready('{TENANT_A}', '{job['id']}')")
+    db.sql(f"SELECT tf_make_ready('{TENANT_A}', '{job['id']}', now())")
     again = claim("fail-retry", KEY_A)
     assert [j["id"] for j in again] == [job["id"]] and again[0]["attempt"] == 2, again
     assert again[0]["lease_token"] != c["lease_token"]

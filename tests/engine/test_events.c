@@ -2,7 +2,8 @@
  * test_events.c - tests for engine/events.c: the state -> event mapping for
  * every job state (expected values written out here, not read from
  * events.c), names and their round trips, the port with a fake sink that
- * records what it receives, and rejected input.
+ * records what it receives, rejected input, and the buffer sink
+ * (tf_event_buf_t): order, its cap, refused events, lookup by job id.
  * One cmocka process; no shared state.
  */
 #include <setjmp.h>
@@ -236,6 +237,171 @@ static void test_events__bad_events_are_refused_without_calling_the_sink(void **
     assert_int_equal(rec.calls, 1);
 }
 
+/* tf_event_buf_t: the unit-of-work buffer behind tf_event_buf_sink(). */
+#define BUF_CAP 3
+#define BUF_SENTINEL "sentinel"
+
+/* Storage one entry larger than the buffer's cap; the last entry is a
+ * sentinel the buffer must never touch. */
+static void init_buf(tf_event_buf_t *buf, tf_domain_event_t storage[BUF_CAP + 1], size_t cap) {
+    for (size_t i = 0; i < BUF_CAP + 1; i++) {
+        storage[i] = (tf_domain_event_t){.kind = UNTOUCHED, .job_id = BUF_SENTINEL};
+    }
+    tf_event_buf_init(buf, storage, cap);
+}
+
+static void test_events__buffer_sink_stores_emitted_events_in_order(void **state) {
+    (void)state;
+    tf_domain_event_t storage[BUF_CAP + 1];
+    tf_event_buf_t buf;
+    init_buf(&buf, storage, BUF_CAP);
+    assert_int_equal(buf.n, 0);
+    assert_int_equal(buf.cap, BUF_CAP);
+    const tf_event_sink_t sink = tf_event_buf_sink(&buf);
+
+    const tf_job_state_t states[BUF_CAP] = {TF_JOB_DEAD, TF_JOB_SUCCEEDED, TF_JOB_CANCELLED};
+    const char *const job_ids[BUF_CAP] = {"job-a", "job-b", "job-c"};
+    const char *const reasons[BUF_CAP] = {"attempts exhausted (3/3)", NULL, "cancelled by API"};
+    tf_domain_event_t sent[BUF_CAP];
+    for (size_t i = 0; i < BUF_CAP; i++) {
+        sent[i] = make_event(states[i], job_ids[i], reasons[i]);
+        assert_int_equal(tf_event_emit(&sink, &sent[i]), 0);
+        assert_int_equal(buf.n, i + 1);
+    }
+    for (size_t i = 0; i < BUF_CAP; i++) {
+        const tf_domain_event_t *got = &buf.items[i];
+        assert_ptr_equal(buf.items, storage); /* the caller's storage */
+        assert_int_equal(got->kind, expected_kind[states[i]]);
+        assert_int_equal(got->state, states[i]);
+        assert_string_equal(got->tenant_id, "0190a0b0-0000-7000-8000-000000000001");
+        /* Copied as they are: the strings stay borrowed. */
+        assert_ptr_equal(got->job_id, job_ids[i]);
+        assert_ptr_equal(got->reason, reasons[i]);
+    }
+    /* The event itself was copied: changing the caller's value after the
+     * emit leaves the buffered one as it was. */
+    sent[0].job_id = "changed";
+    sent[0].reason = "changed";
+    assert_string_equal(buf.items[0].job_id, "job-a");
+    assert_string_equal(buf.items[0].reason, "attempts exhausted (3/3)");
+    assert_string_equal(storage[BUF_CAP].job_id, BUF_SENTINEL);
+}
+
+static void test_events__buffer_sink_beyond_cap_is_refused_and_keeps_the_first(void **state) {
+    (void)state;
+    tf_domain_event_t storage[BUF_CAP + 1];
+    tf_event_buf_t buf;
+    init_buf(&buf, storage, BUF_CAP);
+    const tf_event_sink_t sink = tf_event_buf_sink(&buf);
+    const char *const job_ids[] = {"job-1", "job-2", "job-3", "job-4", "job-5"};
+    for (size_t i = 0; i < BUF_CAP; i++) {
+        const tf_domain_event_t ev = make_event(TF_JOB_FAILED, job_ids[i], "http_503");
+        assert_int_equal(tf_event_emit(&sink, &ev), 0);
+    }
+    for (size_t i = BUF_CAP; i < 5; i++) {
+        const tf_domain_event_t ev = make_event(TF_JOB_SUCCEEDED, job_ids[i], NULL);
+        assert_int_equal(tf_event_emit(&sink, &ev), TF_ERANGE);
+    }
+    assert_int_equal(buf.n, BUF_CAP);
+    for (size_t i = 0; i < BUF_CAP; i++) {
+        assert_string_equal(buf.items[i].job_id, job_ids[i]);
+        assert_int_equal(buf.items[i].kind, TF_EVENT_JOB_FAILED);
+        assert_int_equal(buf.items[i].state, TF_JOB_FAILED);
+        assert_string_equal(buf.items[i].reason, "http_503");
+    }
+    assert_null(tf_event_buf_find(&buf, "job-4"));
+    assert_null(tf_event_buf_find(&buf, "job-5"));
+    /* Nothing was written past cap. */
+    assert_int_equal(storage[BUF_CAP].kind, UNTOUCHED);
+    assert_string_equal(storage[BUF_CAP].job_id, BUF_SENTINEL);
+
+    /* A buffer of cap 0 refuses the first event. */
+    tf_event_buf_t none;
+    init_buf(&none, storage, 0);
+    const tf_event_sink_t none_sink = tf_event_buf_sink(&none);
+    const tf_domain_event_t ev = make_event(TF_JOB_DEAD, "job-0", NULL);
+    assert_int_equal(tf_event_emit(&none_sink, &ev), TF_ERANGE);
+    assert_int_equal(none.n, 0);
+    assert_string_equal(storage[0].job_id, BUF_SENTINEL);
+}
+
+static void test_events__buffer_sink_never_receives_invalid_events(void **state) {
+    (void)state;
+    tf_domain_event_t storage[BUF_CAP + 1];
+    tf_event_buf_t buf;
+    init_buf(&buf, storage, BUF_CAP);
+    const tf_event_sink_t sink = tf_event_buf_sink(&buf);
+    const tf_domain_event_t good = make_event(TF_JOB_SUCCEEDED, "job-ok", NULL);
+
+    tf_domain_event_t bad[6];
+    const size_t count = sizeof bad / sizeof bad[0];
+    for (size_t i = 0; i < count; i++) {
+        bad[i] = good;
+    }
+    bad[0].kind = INVALID_KIND;
+    bad[1].state = TF_JOB_DEAD;    /* kind and state disagree */
+    bad[2].state = TF_JOB_PENDING; /* not terminal */
+    bad[3].tenant_id = "";
+    bad[4].job_id = NULL;
+    bad[5].job_id = "";
+    for (size_t i = 0; i < count; i++) {
+        if (tf_event_emit(&sink, &bad[i]) != TF_EINVAL) {
+            fail_msg("bad event %zu should be refused", i);
+        }
+    }
+    assert_int_equal(tf_event_emit(&sink, NULL), TF_EINVAL);
+    assert_int_equal(buf.n, 0);
+    assert_int_equal(storage[0].kind, UNTOUCHED);
+    assert_null(tf_event_buf_find(&buf, "job-ok"));
+
+    /* The buffer still has all its room for valid events. */
+    for (size_t i = 0; i < BUF_CAP; i++) {
+        assert_int_equal(tf_event_emit(&sink, &good), 0);
+    }
+    assert_int_equal(buf.n, BUF_CAP);
+}
+
+static void test_events__buffer_find_returns_the_event_of_a_job_or_null(void **state) {
+    (void)state;
+    tf_domain_event_t storage[BUF_CAP + 1];
+    tf_event_buf_t buf;
+    init_buf(&buf, storage, BUF_CAP);
+    assert_null(tf_event_buf_find(&buf, "job-1"));      /* empty */
+    assert_null(tf_event_buf_find(&buf, BUF_SENTINEL)); /* storage, but not an event */
+
+    const tf_event_sink_t sink = tf_event_buf_sink(&buf);
+    const tf_domain_event_t evs[BUF_CAP] = {
+        make_event(TF_JOB_SUCCEEDED, "job-1", NULL),
+        make_event(TF_JOB_CANCELLED, "job-2", "dependency_FAILED:job-9"),
+        make_event(TF_JOB_DEAD, "job-3", "attempts exhausted"),
+    };
+    for (size_t i = 0; i < BUF_CAP; i++) {
+        assert_int_equal(tf_event_emit(&sink, &evs[i]), 0);
+    }
+    for (size_t i = 0; i < BUF_CAP; i++) {
+        /* Looked up through a copy of the id: compared as text. */
+        char id[16];
+        memcpy(id, evs[i].job_id, strlen(evs[i].job_id) + 1);
+        const tf_domain_event_t *found = tf_event_buf_find(&buf, id);
+        assert_ptr_equal(found, &buf.items[i]);
+        assert_int_equal(found->state, evs[i].state);
+        assert_int_equal(found->kind, evs[i].kind);
+    }
+    assert_string_equal(tf_event_buf_find(&buf, "job-2")->reason, "dependency_FAILED:job-9");
+
+    const char *const absent[] = {"job-4", "job-", "job-10", "JOB-1", "", "job-9"};
+    for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++) {
+        if (tf_event_buf_find(&buf, absent[i]) != NULL) {
+            fail_msg("\"%s\" should not be found", absent[i]);
+        }
+    }
+    /* Only the n buffered events are searched, not the storage after them. */
+    assert_string_equal(storage[BUF_CAP].job_id, BUF_SENTINEL);
+    assert_null(tf_event_buf_find(&buf, BUF_SENTINEL));
+    assert_null(tf_event_buf_find(&buf, NULL));
+    assert_null(tf_event_buf_find(NULL, "job-1"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_events__every_state_maps_to_its_event_or_is_refused),
@@ -246,6 +412,10 @@ int main(void) {
         cmocka_unit_test(test_events__sink_error_is_returned),
         cmocka_unit_test(test_events__no_sink_drops_events_but_still_checks_them),
         cmocka_unit_test(test_events__bad_events_are_refused_without_calling_the_sink),
+        cmocka_unit_test(test_events__buffer_sink_stores_emitted_events_in_order),
+        cmocka_unit_test(test_events__buffer_sink_beyond_cap_is_refused_and_keeps_the_first),
+        cmocka_unit_test(test_events__buffer_sink_never_receives_invalid_events),
+        cmocka_unit_test(test_events__buffer_find_returns_the_event_of_a_job_or_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /*
  * test_job.c - tests for engine/job.c: every (state, event) pair against an
  * expected matrix written out here independently of job.c's table, the
- * guard sets, names and their round trips, and invalid values.
+ * guard sets, names and their round trips, invalid values, what a parent's
+ * state means for its dependants, and the TF_SQL_STATE() numbers.
  * One cmocka process; no shared state.
  */
 #include <setjmp.h>
@@ -188,6 +189,69 @@ static void test_job__retry_then_dead_letter_then_manual_retry(void **state) {
     }
 }
 
+static void test_job__dependants_action_for_each_parent_state(void **state) {
+    (void)state;
+    assert_int_equal(tf_job_dependants_action(TF_JOB_SUCCEEDED), TF_DEPENDANTS_RELEASE);
+    assert_int_equal(tf_job_dependants_action(TF_JOB_FAILED), TF_DEPENDANTS_CANCEL);
+    assert_int_equal(tf_job_dependants_action(TF_JOB_DEAD), TF_DEPENDANTS_CANCEL);
+    assert_int_equal(tf_job_dependants_action(TF_JOB_CANCELLED), TF_DEPENDANTS_CANCEL);
+    assert_int_equal(tf_job_dependants_action(TF_JOB_PENDING), TF_DEPENDANTS_KEEP);
+    assert_int_equal(tf_job_dependants_action(TF_JOB_SCHEDULED), TF_DEPENDANTS_KEEP);
+    assert_int_equal(tf_job_dependants_action(TF_JOB_RUNNING), TF_DEPENDANTS_KEEP);
+    /* The three actions are distinct values, KEEP being the zero one. */
+    assert_int_equal(TF_DEPENDANTS_KEEP, 0);
+    assert_int_not_equal(TF_DEPENDANTS_RELEASE, TF_DEPENDANTS_CANCEL);
+    assert_int_not_equal(TF_DEPENDANTS_RELEASE, TF_DEPENDANTS_KEEP);
+    assert_int_not_equal(TF_DEPENDANTS_CANCEL, TF_DEPENDANTS_KEEP);
+}
+
+static void test_job__dependants_action_of_an_invalid_state_is_keep(void **state) {
+    (void)state;
+    assert_int_equal(tf_job_dependants_action(TF_JOB_STATE_COUNT), TF_DEPENDANTS_KEEP);
+    assert_int_equal(tf_job_dependants_action(INVALID_STATE), TF_DEPENDANTS_KEEP);
+    assert_int_equal(tf_job_dependants_action((tf_job_state_t)-1), TF_DEPENDANTS_KEEP);
+}
+
+static void test_job__sql_state_numbers_match_the_enum(void **state) {
+    (void)state;
+    assert_string_equal(TF_SQL_STATE(PENDING), "0");
+    assert_string_equal(TF_SQL_STATE(SCHEDULED), "1");
+    assert_string_equal(TF_SQL_STATE(RUNNING), "2");
+    assert_string_equal(TF_SQL_STATE(SUCCEEDED), "3");
+    assert_string_equal(TF_SQL_STATE(FAILED), "4");
+    assert_string_equal(TF_SQL_STATE(DEAD), "5");
+    assert_string_equal(TF_SQL_STATE(CANCELLED), "6");
+
+    assert_int_equal(TF_JOB_STATE_PENDING_N, TF_JOB_PENDING);
+    assert_int_equal(TF_JOB_STATE_SCHEDULED_N, TF_JOB_SCHEDULED);
+    assert_int_equal(TF_JOB_STATE_RUNNING_N, TF_JOB_RUNNING);
+    assert_int_equal(TF_JOB_STATE_SUCCEEDED_N, TF_JOB_SUCCEEDED);
+    assert_int_equal(TF_JOB_STATE_FAILED_N, TF_JOB_FAILED);
+    assert_int_equal(TF_JOB_STATE_DEAD_N, TF_JOB_DEAD);
+    assert_int_equal(TF_JOB_STATE_CANCELLED_N, TF_JOB_CANCELLED);
+
+    /* The text names the same state as the enum, by its API name. */
+    const struct {
+        const char *sql;
+        const char *name;
+    } pairs[] = {
+        {TF_SQL_STATE(PENDING), "PENDING"},     {TF_SQL_STATE(SCHEDULED), "SCHEDULED"},
+        {TF_SQL_STATE(RUNNING), "RUNNING"},     {TF_SQL_STATE(SUCCEEDED), "SUCCEEDED"},
+        {TF_SQL_STATE(FAILED), "FAILED"},       {TF_SQL_STATE(DEAD), "DEAD"},
+        {TF_SQL_STATE(CANCELLED), "CANCELLED"},
+    };
+    assert_int_equal(sizeof pairs / sizeof pairs[0], TF_JOB_STATE_COUNT);
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        assert_int_equal(strlen(pairs[i].sql), 1);
+        const int number = pairs[i].sql[0] - '0';
+        assert_string_equal(tf_job_state_name((tf_job_state_t)number), pairs[i].name);
+    }
+
+    /* A string literal: it pastes into statement text. */
+    static const char sql[] = "state = " TF_SQL_STATE(RUNNING) " OR state = " TF_SQL_STATE(DEAD);
+    assert_string_equal(sql, "state = 2 OR state = 5");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_job__every_state_event_pair_matches_the_expected_table),
@@ -201,6 +265,9 @@ int main(void) {
         cmocka_unit_test(test_job__state_parse_rejects_bad_names),
         cmocka_unit_test(test_job__invalid_values_are_refused),
         cmocka_unit_test(test_job__retry_then_dead_letter_then_manual_retry),
+        cmocka_unit_test(test_job__dependants_action_for_each_parent_state),
+        cmocka_unit_test(test_job__dependants_action_of_an_invalid_state_is_keep),
+        cmocka_unit_test(test_job__sql_state_numbers_match_the_enum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

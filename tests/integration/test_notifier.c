@@ -34,7 +34,7 @@
 
 #include <libpq-fe.h>
 
-#include "adapters/app/notifier.h"
+#include "adapters/pg/notifier.h"
 #include "engine/error.h"
 
 #define DB_NAME_MAX 64

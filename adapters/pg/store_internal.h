@@ -1,0 +1,124 @@
+/*
+ * store_internal.h - what the files of the Postgres store share: the store
+ * itself, row decoding into domain types, and the parameters every
+ * statement takes.  Not a public contract: only adapters/pg/store*.c
+ * include it.  Loop thread of the store.
+ */
+#ifndef TF_ADAPTERS_PG_STORE_INTERNAL_H
+#define TF_ADAPTERS_PG_STORE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "adapters/json/jbuf.h"
+#include "adapters/pg/pool.h"
+#include "adapters/pg/store.h"
+#include "engine/timefmt.h"
+
+struct tf_pg_store {
+    tf_pg_pool_t *pool;
+    tf_log_t *log;
+    tf_job_store_t jobs;
+    tf_tenant_store_t tenants;
+};
+
+/* The statements of each part, prepared on every connection. */
+extern const tf_pg_prepared_t tf__pg_jobs_prepared[];
+extern const size_t tf__pg_jobs_prepared_count;
+extern const tf_pg_prepared_t tf__pg_work_prepared[];
+extern const size_t tf__pg_work_prepared_count;
+extern const tf_pg_prepared_t tf__pg_tenants_prepared[];
+extern const size_t tf__pg_tenants_prepared_count;
+
+/* The operations of each part, set into the ports by store.c. */
+void tf__pg_jobs_bind(tf_job_store_t *port);
+void tf__pg_work_bind(tf_job_store_t *port);
+void tf__pg_tenants_bind(tf_tenant_store_t *port);
+
+/* ---- parameters ---- */
+
+/* A time as the text a timestamptz parameter takes (RFC 3339, UTC). */
+typedef struct {
+    char text[TF_TIME_STR_LEN + 1];
+} tf__pg_time_t;
+
+/* Formats `ms` (TF_TIME_NONE gives NULL); returns the text or NULL. */
+const char *tf__pg_time_param(int64_t ms, tf__pg_time_t *buf);
+
+/* A small integer as parameter text. */
+typedef struct {
+    char text[24];
+} tf__pg_int_t;
+const char *tf__pg_int_param(int64_t v, tf__pg_int_t *buf);
+
+/* A set of job states as a smallint[] literal ("{0,1,2}"). */
+typedef struct {
+    char text[32];
+} tf__pg_states_t;
+const char *tf__pg_states_param(tf_job_state_set_t set, tf__pg_states_t *buf);
+
+/* `n` UUID strings as a uuid[] literal.  Caller frees; NULL when out of
+ * memory or when an id is not 36 characters. */
+char *tf__pg_uuid_array(const char *const *ids, size_t n);
+
+/* ---- decoding ---- */
+
+/* The text of a column, or NULL for SQL NULL. */
+static inline const char *tf__pg_text(const PGresult *res, int row, int col) {
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+/* An integer column (`if_null` for SQL NULL). */
+int64_t tf__pg_int(const PGresult *res, int row, int col, int64_t if_null);
+
+/* A boolean column ('t'). */
+static inline int tf__pg_bool(const PGresult *res, int row, int col) {
+    return !PQgetisnull(res, row, col) && PQgetvalue(res, row, col)[0] == 't';
+}
+
+/* A timestamptz column into Unix ms (TF_TIME_NONE for NULL).  Returns 0 or
+ * TF_EIO for text that is not a time. */
+int tf__pg_time(const PGresult *res, int row, int col, int64_t *out);
+
+/* The columns of a job, for `SELECT " TF_PG_JOB_COLUMNS " FROM jobs j`. */
+#define TF_PG_JOB_COLUMNS                                                                          \
+    "j.id::text, j.tenant_id::text, j.queue, j.type, j.state, j.priority, j.payload::text, "       \
+    "j.attempts, j.max_attempts, j.run_at, j.created_at, j.updated_at, j.started_at, "             \
+    "j.finished_at, j.last_error_type, j.last_error_message, j.result::text, j.correlation_id, "   \
+    "j.parent_id::text, j.rule_id::text, to_json(j.depends_on)::text, j.retry_policy::text, "      \
+    "j.executor::text, j.metadata::text, j.timeout_ms, j.idempotency_key"
+#define TF_PG_JOB_NCOLUMNS 26
+
+/* Decodes the job whose columns start at `col` of `row`.  Strings point
+ * into `res`.  Returns 0 or TF_EIO (a time or state the API cannot show). */
+int tf__pg_job(const PGresult *res, int row, int col, tf_job_t *out);
+
+/* Decodes every row of `res` (columns from `col`) into a new array.
+ * Returns 0 with *out (caller frees; NULL when there are no rows) or
+ * TF_ENOMEM / TF_EIO. */
+int tf__pg_jobs(const PGresult *res, int col, tf_job_t **out);
+
+/* ---- running statements ---- */
+
+/* Runs one prepared statement `name` with `nparams` text parameters on the
+ * store's pool; `done` gets the reply and `arg`. */
+int tf__pg_run(tf_pg_store_t *s, const char *name, const char *const *values, int nparams,
+               tf_pg_cb done, void *arg);
+
+/* The port callback an operation answers, kept while its statement runs:
+ * tf__pg_run_pending() allocates it, the reply handler `done` calls `cb`
+ * (cast back to the operation's callback type) and frees it. */
+typedef struct {
+    void (*cb)(void);
+    void *arg;
+} tf__pg_pending_t;
+
+int tf__pg_run_pending(tf_pg_store_t *s, const char *name, const char *const *values, int nparams,
+                       tf_pg_cb done, void (*cb)(void), void *arg);
+
+/* Finishes a JSON buffer into text (caller frees); NULL when out of memory. */
+char *tf__pg_jbuf_text(tf_jbuf_t *b);
+
+#endif

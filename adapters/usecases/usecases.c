@@ -1,0 +1,10 @@
+/*
+ * usecases.c - what every use case shares (see usecases.h).
+ */
+#include "adapters/usecases/usecases.h"
+
+void tf_uc_new_id(tf_uc_t *uc, char out[TF_ID_LEN]) {
+    tf_uuid_t id;
+    tf_uuid_v7(uc->uuids, (uint64_t)tf_uc_now(uc), &id);
+    tf_uuid_format(&id, out);
+}
