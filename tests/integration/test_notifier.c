@@ -34,6 +34,8 @@
 
 #include <libpq-fe.h>
 
+#include "tests/integration/it_db.h"
+
 #include "adapters/pg/notifier.h"
 #include "engine/error.h"
 
@@ -74,85 +76,16 @@ typedef struct {
 
 /* ---- database plumbing -------------------------------------------------- */
 
-static void append_kv(char *out, size_t len, const char *key, const char *value) {
-    size_t n = strlen(out);
-    n += (size_t)snprintf(out + n, len - n, "%s%s='", n > 0 ? " " : "", key);
-    for (const char *p = value; *p != '\0' && n + 3 < len; p++) {
-        if (*p == '\'' || *p == '\\') {
-            out[n++] = '\\';
-        }
-        out[n++] = *p;
-    }
-    snprintf(out + n, len - n, "'");
-}
-
-/* `base` (URL or key=value) with dbname and application_name replaced. */
-static void conninfo_for(const char *base, const char *db, const char *app, char *out, size_t len) {
-    char *err = NULL;
-    PQconninfoOption *opts = PQconninfoParse(base, &err);
-    if (opts == NULL) {
-        fail_msg("TASKFLOW_TEST_DATABASE_URL does not parse: %s", err ? err : "?");
-    }
-    out[0] = '\0';
-    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
-        if (o->val != NULL && strcmp(o->keyword, "dbname") != 0 &&
-            strcmp(o->keyword, "application_name") != 0) {
-            append_kv(out, len, o->keyword, o->val);
-        }
-    }
-    PQconninfoFree(opts);
-    append_kv(out, len, "dbname", db);
-    if (app != NULL) {
-        append_kv(out, len, "application_name", app);
-    }
-}
-
-static void quiet(void *arg, const char *message) {
-    (void)arg;
-    (void)message;
-}
-
-static PGconn *connect_or_fail(const char *conninfo) {
-    PGconn *conn = PQconnectdb(conninfo);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        fail_msg("cannot connect to the test database: %s", PQerrorMessage(conn));
-    }
-    PQsetNoticeProcessor(conn, quiet, NULL);
-    return conn;
-}
-
-/* Runs SQL on a blocking connection and returns the first value (static). */
-static const char *admin_exec(PGconn *conn, const char *sql) {
-    static char value[256];
-    PGresult *res = PQexec(conn, sql);
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        fail_msg("%s: %s", sql, PQerrorMessage(conn));
-    }
-    value[0] = '\0';
-    if (st == PGRES_TUPLES_OK && PQntuples(res) > 0 && PQnfields(res) > 0) {
-        snprintf(value, sizeof(value), "%s", PQgetvalue(res, 0, 0));
-    }
-    PQclear(res);
-    return value;
-}
-
-static void server_exec(const char *sql) {
-    PGconn *conn = connect_or_fail(getenv("TASKFLOW_TEST_DATABASE_URL"));
-    admin_exec(conn, sql);
-    PQfinish(conn);
-}
-
 static int group_setup(void **state) {
     run_t *run = calloc(1, sizeof(*run));
     snprintf(run->db, sizeof(run->db), "tf_it_notifier_%ld", (long)getpid());
     char sql[128];
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", run->db);
-    server_exec(sql);
+    it_server_exec(sql);
     snprintf(sql, sizeof(sql), "CREATE DATABASE %s", run->db);
-    server_exec(sql);
-    conninfo_for(getenv("TASKFLOW_TEST_DATABASE_URL"), run->db, APP_NAME, run->conninfo,
-                 sizeof(run->conninfo));
+    it_server_exec(sql);
+    it_conninfo_for(getenv("TASKFLOW_TEST_DATABASE_URL"), run->db, APP_NAME, run->conninfo,
+                    sizeof(run->conninfo));
     *state = run;
     return 0;
 }
@@ -164,7 +97,7 @@ static int group_teardown(void **state) {
     }
     char sql[128];
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", run->db);
-    server_exec(sql);
+    it_server_exec(sql);
     free(run);
     return 0;
 }
@@ -179,9 +112,9 @@ static int setup(void **state) {
     uv_timer_init(&f->loop, &f->guard);
     f->guard.data = f;
     char conninfo[CONNINFO_MAX];
-    conninfo_for(getenv("TASKFLOW_TEST_DATABASE_URL"), run->db, "tf-it-admin", conninfo,
-                 sizeof(conninfo));
-    f->admin = connect_or_fail(conninfo);
+    it_conninfo_for(getenv("TASKFLOW_TEST_DATABASE_URL"), run->db, "tf-it-admin", conninfo,
+                    sizeof(conninfo));
+    f->admin = it_connect(conninfo);
     *state = f;
     return 0;
 }
@@ -277,11 +210,11 @@ static void test_notifier__notify_reaches_every_subscriber(void **state) {
     sub_log_t a = {0}, b = {0};
     listening(f, &a);
     assert_int_equal(tf_notifier_subscribe(f->n, on_notify, &b), 0);
-    admin_exec(f->admin, "NOTIFY taskflow_other, 'ignored'");
-    admin_exec(f->admin, "NOTIFY " TF_CHANNEL_READY ", 'emails'");
-    admin_exec(f->admin, "SELECT pg_notify('" TF_CHANNEL_CANCEL "', "
-                         "'01937a40-0c4e-7b6a-8d2f-5e6f7a8b9c0d')");
-    admin_exec(f->admin, "SELECT pg_notify('" TF_CHANNEL_READY "', 'images|builtin')");
+    it_exec(f->admin, "NOTIFY taskflow_other, 'ignored'");
+    it_exec(f->admin, "NOTIFY " TF_CHANNEL_READY ", 'emails'");
+    it_exec(f->admin, "SELECT pg_notify('" TF_CHANNEL_CANCEL "', "
+                      "'01937a40-0c4e-7b6a-8d2f-5e6f7a8b9c0d')");
+    it_exec(f->admin, "SELECT pg_notify('" TF_CHANNEL_READY "', 'images|builtin')");
     run_until(f, &a.notifications, 3, 5000);
     run_until(f, &b.notifications, 3, 5000);
     run_for(f, 100); /* nothing else arrives */
@@ -297,11 +230,11 @@ static void test_notifier__notify_reaches_every_subscriber(void **state) {
     assert_int_equal(b.calls, 3); /* subscribed after the first NULL call */
     assert_string_equal(b.seen[0].payload, "emails");
     /* A transaction's notifications arrive when it commits, not before. */
-    admin_exec(f->admin, "BEGIN");
-    admin_exec(f->admin, "NOTIFY " TF_CHANNEL_READY ", 'later'");
+    it_exec(f->admin, "BEGIN");
+    it_exec(f->admin, "NOTIFY " TF_CHANNEL_READY ", 'later'");
     run_for(f, 200);
     assert_int_equal(a.notifications, 3);
-    admin_exec(f->admin, "COMMIT");
+    it_exec(f->admin, "COMMIT");
     run_until(f, &a.notifications, 4, 5000);
     assert_string_equal(a.seen[4].payload, "later");
     close_notifier(f);
@@ -316,20 +249,20 @@ static void test_notifier__reconnects_after_terminate(void **state) {
              "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
              "WHERE application_name = '%s' AND datname = '%s'",
              APP_NAME, f->run->db);
-    assert_string_equal(admin_exec(f->admin, sql), "1");
+    assert_string_equal(it_exec(f->admin, sql), "1");
     /* Sent while no session listens: lost, which the NULL call makes up for. */
-    admin_exec(f->admin, "NOTIFY " TF_CHANNEL_READY ", 'lost'");
+    it_exec(f->admin, "NOTIFY " TF_CHANNEL_READY ", 'lost'");
     run_until(f, &log.nulls, 2, 10000);
     assert_true(tf_notifier_connected(f->n));
     int before = log.notifications;
-    admin_exec(f->admin, "NOTIFY " TF_CHANNEL_READY ", 'after'");
+    it_exec(f->admin, "NOTIFY " TF_CHANNEL_READY ", 'after'");
     run_until(f, &log.notifications, before + 1, 5000);
     assert_string_equal(log.seen[log.calls - 1].channel, TF_CHANNEL_READY);
     assert_string_equal(log.seen[log.calls - 1].payload, "after");
     /* And again: every reconnect brings its NULL call. */
-    assert_string_equal(admin_exec(f->admin, sql), "1");
+    assert_string_equal(it_exec(f->admin, sql), "1");
     run_until(f, &log.nulls, 3, 10000);
-    admin_exec(f->admin, "NOTIFY " TF_CHANNEL_CANCEL ", 'again'");
+    it_exec(f->admin, "NOTIFY " TF_CHANNEL_CANCEL ", 'again'");
     run_until(f, &log.notifications, before + 2, 5000);
     assert_string_equal(log.seen[log.calls - 1].payload, "again");
     close_notifier(f);
@@ -429,10 +362,10 @@ static void test_notifier__subscriber_may_close_it(void **state) {
     first.closed = &f->closed;
     f->n = NULL;
     /* Two notifications in one read: the first closes, nothing follows. */
-    admin_exec(f->admin, "BEGIN");
-    admin_exec(f->admin, "NOTIFY " TF_CHANNEL_READY ", 'one'");
-    admin_exec(f->admin, "NOTIFY " TF_CHANNEL_READY ", 'two'");
-    admin_exec(f->admin, "COMMIT");
+    it_exec(f->admin, "BEGIN");
+    it_exec(f->admin, "NOTIFY " TF_CHANNEL_READY ", 'one'");
+    it_exec(f->admin, "NOTIFY " TF_CHANNEL_READY ", 'two'");
+    it_exec(f->admin, "COMMIT");
     run_until(f, &f->closed, 1, 5000);
     assert_int_equal(first.notifications, 1);
     assert_int_equal(second.notifications, 0);

@@ -35,6 +35,7 @@
 
 #include "adapters/metrics/metrics.h"
 #include "adapters/pg/pool.h"
+#include "tests/integration/it_db.h"
 #include "engine/error.h"
 
 #define DB_NAME_MAX 64
@@ -68,87 +69,16 @@ typedef struct {
 
 /* ---- database plumbing -------------------------------------------------- */
 
-/* Appends key='value' with libpq quoting. */
-static void append_kv(char *out, size_t len, const char *key, const char *value) {
-    size_t n = strlen(out);
-    n += (size_t)snprintf(out + n, len - n, "%s%s='", n > 0 ? " " : "", key);
-    for (const char *p = value; *p != '\0' && n + 3 < len; p++) {
-        if (*p == '\'' || *p == '\\') {
-            out[n++] = '\\';
-        }
-        out[n++] = *p;
-    }
-    snprintf(out + n, len - n, "'");
-}
-
-/* `base` (URL or key=value) with dbname (and application_name) replaced. */
-static void conninfo_for(const char *base, const char *db, const char *app, char *out, size_t len) {
-    char *err = NULL;
-    PQconninfoOption *opts = PQconninfoParse(base, &err);
-    if (opts == NULL) {
-        fail_msg("TASKFLOW_TEST_DATABASE_URL does not parse: %s", err ? err : "?");
-    }
-    out[0] = '\0';
-    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
-        if (o->val != NULL && strcmp(o->keyword, "dbname") != 0 &&
-            strcmp(o->keyword, "application_name") != 0) {
-            append_kv(out, len, o->keyword, o->val);
-        }
-    }
-    PQconninfoFree(opts);
-    append_kv(out, len, "dbname", db);
-    if (app != NULL) {
-        append_kv(out, len, "application_name", app);
-    }
-}
-
-static void quiet(void *arg, const char *message) {
-    (void)arg;
-    (void)message;
-}
-
-static PGconn *connect_or_fail(const char *conninfo) {
-    PGconn *conn = PQconnectdb(conninfo);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        fail_msg("cannot connect to the test database: %s", PQerrorMessage(conn));
-    }
-    PQsetNoticeProcessor(conn, quiet, NULL);
-    return conn;
-}
-
-/* Runs SQL on a blocking connection and returns the first value (static). */
-static const char *admin_exec(PGconn *conn, const char *sql) {
-    static char value[256];
-    PGresult *res = PQexec(conn, sql);
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        fail_msg("%s: %s", sql, PQerrorMessage(conn));
-    }
-    value[0] = '\0';
-    if (st == PGRES_TUPLES_OK && PQntuples(res) > 0 && PQnfields(res) > 0) {
-        snprintf(value, sizeof(value), "%s", PQgetvalue(res, 0, 0));
-    }
-    PQclear(res);
-    return value;
-}
-
-static void server_exec(const char *sql) {
-    const char *url = getenv("TASKFLOW_TEST_DATABASE_URL");
-    PGconn *conn = connect_or_fail(url);
-    admin_exec(conn, sql);
-    PQfinish(conn);
-}
-
 static int group_setup(void **state) {
     const char *url = getenv("TASKFLOW_TEST_DATABASE_URL");
     run_t *run = calloc(1, sizeof(*run));
     snprintf(run->db, sizeof(run->db), "tf_it_pool_%ld", (long)getpid());
     char sql[128];
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", run->db);
-    server_exec(sql);
+    it_server_exec(sql);
     snprintf(sql, sizeof(sql), "CREATE DATABASE %s", run->db);
-    server_exec(sql);
-    conninfo_for(url, run->db, NULL, run->conninfo, sizeof(run->conninfo));
+    it_server_exec(sql);
+    it_conninfo_for(url, run->db, NULL, run->conninfo, sizeof(run->conninfo));
     *state = run;
     return 0;
 }
@@ -160,7 +90,7 @@ static int group_teardown(void **state) {
     }
     char sql[128];
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", run->db);
-    server_exec(sql);
+    it_server_exec(sql);
     free(run);
     return 0;
 }
@@ -173,15 +103,15 @@ static int setup(void **state) {
     f->run = run;
     char sql[160]; /* in case a failed downtime test left it refusing */
     snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS true", run->db);
-    server_exec(sql);
+    it_server_exec(sql);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     uv_timer_init(&f->loop, &f->guard);
     f->guard.data = f;
-    f->admin = connect_or_fail(run->conninfo);
-    admin_exec(f->admin, "DROP TABLE IF EXISTS t, parent CASCADE");
-    admin_exec(f->admin, "CREATE TABLE parent (id int PRIMARY KEY)");
-    admin_exec(f->admin, "CREATE TABLE t (id int PRIMARY KEY, v text, "
-                         "parent_id int REFERENCES parent (id))");
+    f->admin = it_connect(run->conninfo);
+    it_exec(f->admin, "DROP TABLE IF EXISTS t, parent CASCADE");
+    it_exec(f->admin, "CREATE TABLE parent (id int PRIMARY KEY)");
+    it_exec(f->admin, "CREATE TABLE t (id int PRIMARY KEY, v text, "
+                      "parent_id int REFERENCES parent (id))");
     *state = f;
     return 0;
 }
@@ -273,7 +203,7 @@ static void submit_wait(fixture_t *f, tf_pg_pool_t *pool, const tf_pg_stmt_t *st
 }
 
 static int count_rows(fixture_t *f) {
-    return atoi(admin_exec(f->admin, "SELECT count(*) FROM t"));
+    return atoi(it_exec(f->admin, "SELECT count(*) FROM t"));
 }
 
 /* ---- tests -------------------------------------------------------------- */
@@ -333,7 +263,7 @@ static void test_pg_pool__many_statements_in_one_batch(void **state) {
         snprintf(want, sizeof(want), "%s %d", log.first, MANY - 2);
         assert_string_equal(log.last, want);
         assert_int_equal(count_rows(f), MANY - 2);
-        admin_exec(f->admin, "DELETE FROM t");
+        it_exec(f->admin, "DELETE FROM t");
     }
     close_pool(f, pool);
 }
@@ -397,7 +327,7 @@ static void test_pg_pool__errors_map_to_engine_codes(void **state) {
     const tf_pg_config_t cfg = {.conninfo = f->run->conninfo, .size = 1};
     tf_pg_pool_t *pool = make_pool(f, &cfg, NULL, 0, NULL);
     reply_log_t log = {0};
-    admin_exec(f->admin, "INSERT INTO t (id) VALUES (1)");
+    it_exec(f->admin, "INSERT INTO t (id) VALUES (1)");
     const tf_pg_stmt_t dup = {.sql = "INSERT INTO t (id) VALUES (1)"};
     submit_wait(f, pool, &dup, 1, 0, &log);
     assert_int_equal(log.status, TF_ECONFLICT);
@@ -569,7 +499,7 @@ static void test_pg_pool__prepared_statements(void **state) {
      * then keep both busy at once. */
     const char *backends = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client "
                            "backend' AND datname = current_database() AND pid <> pg_backend_pid()";
-    for (int i = 0; i < 250 && strcmp(admin_exec(f->admin, backends), "2") != 0; i++) {
+    for (int i = 0; i < 250 && strcmp(it_exec(f->admin, backends), "2") != 0; i++) {
         run_for(f, 20);
     }
     const tf_pg_stmt_t busy[] = {{.sql = "SELECT pg_sleep(0.1)"},
@@ -593,8 +523,8 @@ static void test_pg_pool__prepared_statements(void **state) {
 static void test_pg_pool__terminated_backends_fail_then_reconnect(void **state) {
     fixture_t *f = *state;
     char conninfo[CONNINFO_MAX];
-    conninfo_for(getenv("TASKFLOW_TEST_DATABASE_URL"), f->run->db, "tf-it-terminate", conninfo,
-                 sizeof(conninfo));
+    it_conninfo_for(getenv("TASKFLOW_TEST_DATABASE_URL"), f->run->db, "tf-it-terminate", conninfo,
+                    sizeof(conninfo));
     tf_metrics_t *metrics = NULL;
     assert_int_equal(tf_metrics_create(&metrics), 0);
     f->owned = metrics;
@@ -613,7 +543,7 @@ static void test_pg_pool__terminated_backends_fail_then_reconnect(void **state) 
     const char *kill = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                        "WHERE application_name = 'tf-it-terminate' "
                        "AND datname = current_database()";
-    assert_string_equal(admin_exec(f->admin, kill), "2");
+    assert_string_equal(it_exec(f->admin, kill), "2");
     run_until(f, &slow[1].calls, 1, 10000);
     run_until(f, &slow[0].calls, 1, 10000);
     for (int i = 0; i < 2; i++) {
@@ -625,7 +555,7 @@ static void test_pg_pool__terminated_backends_fail_then_reconnect(void **state) 
     assert_int_equal(after.status, 0);
     /* Idle connections killed: noticed on the loop, replaced. */
     run_for(f, 200);
-    assert_string_equal(admin_exec(f->admin, kill), "2");
+    assert_string_equal(it_exec(f->admin, kill), "2");
     run_for(f, 300);
     submit_wait(f, pool, &one, 1, 0, &after);
     assert_int_equal(after.status, 0);
@@ -646,8 +576,8 @@ static void test_pg_pool__terminated_backends_fail_then_reconnect(void **state) 
 static void test_pg_pool__recovers_after_downtime(void **state) {
     fixture_t *f = *state;
     char conninfo[CONNINFO_MAX];
-    conninfo_for(getenv("TASKFLOW_TEST_DATABASE_URL"), f->run->db, "tf-it-downtime", conninfo,
-                 sizeof(conninfo));
+    it_conninfo_for(getenv("TASKFLOW_TEST_DATABASE_URL"), f->run->db, "tf-it-downtime", conninfo,
+                    sizeof(conninfo));
     const tf_pg_config_t cfg = {.conninfo = conninfo,
                                 .size = 2,
                                 .reconnect_min_ms = 20,
@@ -661,12 +591,12 @@ static void test_pg_pool__recovers_after_downtime(void **state) {
     char sql[256];
     /* Postgres refuses this for the current database: go through the URL's. */
     snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS false", f->run->db);
-    server_exec(sql);
+    it_server_exec(sql);
     snprintf(sql, sizeof(sql),
              "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
              "WHERE application_name = 'tf-it-downtime' AND datname = '%s'",
              f->run->db);
-    server_exec(sql);
+    it_server_exec(sql);
     run_until(f, &first.calls, 1, 5000);
     assert_int_equal(first.status, TF_EUNAVAIL);
     /* The idle connection was killed too; a batch handed to it before the
@@ -683,7 +613,7 @@ static void test_pg_pool__recovers_after_downtime(void **state) {
     assert_int_equal(during.calls, 0);
     assert_false(tf_pg_pool_connected(pool));
     snprintf(sql, sizeof(sql), "ALTER DATABASE %s ALLOW_CONNECTIONS true", f->run->db);
-    server_exec(sql);
+    it_server_exec(sql);
     run_until(f, &during.calls, 1, 5000);
     assert_int_equal(during.status, 0);
     assert_string_equal(during.first_value, "back");
