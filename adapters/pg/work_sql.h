@@ -10,6 +10,10 @@
 
 #include "engine/job.h"
 
+/* The statements are laid out by hand: clang-format would split the SQL
+ * at every macro. */
+/* clang-format off */
+
 /* $1 queue, $2 builtin, $3 worker, $4 lease ms, $5 tenants, $6 quotas,
  * $7 virtual times (or NULL), $8 queue clock, $9 now. */
 #define TF_SQL_CLAIM                                                                               \
@@ -79,301 +83,64 @@ enum {
  * release the use case decided when the job has dependants.  Returns per
  * row: ord, the new state (NULL: not applied), whether the job exists,
  * dependants released, dependants cancelled. */
-#define TF_SQL_FINISH                                                                                                                                                                                                        \
-    "WITH input AS (SELECT * FROM json_to_recordset($1::json) AS x(ord int, tenant_id uuid,"                                                                                                                                 \
-    "  id uuid, token uuid, worker text, actor text, to_state int2, result jsonb,"                                                                                                                                           \
-    "  error_type text, error_message text, run_at timestamptz, attempt_outcome int,"                                                                                                                                        \
-    "  reason text, dependants text)),"                                                                                                                                                                                      \
-    " r AS (SELECT i.*, coalesce(i.tenant_id, ru.tenant_id) AS tid,"                                                                                                                                                         \
-    "  coalesce(i.worker, ru.locked_by, 'unknown') AS holder FROM input i"                                                                                                                                                   \
-    "  LEFT JOIN LATERAL (SELECT * FROM running ru WHERE ru.job_id = i.id"                                                                                                                                                   \
-    "  AND (i.tenant_id IS NULL OR ru.tenant_id = i.tenant_id) LIMIT 1) ru ON true),"                                                                                                                                        \
-    " upd AS (UPDATE jobs j SET state = r.to_state,"                                                                                                                                                                         \
-    "  result = CASE WHEN r.to_state = " TF_SQL_STATE(                                                                                                                                                                       \
-        SUCCEEDED) " THEN r.result ELSE j.result"                                                                                                                                                                            \
-                   "   END,"                                                                                                                                                                                                 \
-                   "  last_error_type = CASE WHEN r.to_state = " TF_SQL_STATE(                                                                                                                                               \
-                       SUCCEEDED) " THEN j.last_error_type ELSE r.error_type END,"                                                                                                                                           \
-                                  "  last_error_message = CASE WHEN r.to_state = " TF_SQL_STATE(                                                                                                                             \
-                                      SUCCEEDED) " THEN j.last_error_message ELSE "                                                                                                                                          \
-                                                 "r.error_message END,"                                                                                                                                                      \
-                                                 "  run_at = CASE WHEN r.to_state "                                                                                                                                          \
-                                                 "= " TF_SQL_STATE(                                                                                                                                                          \
-                                                     SCHEDULED) " THEN r.run_at ELSE j.run_at"                                                                                                                               \
-                                                                "   END,"                                                                                                                                                    \
-                                                                "  finished_at = CASE WHEN "                                                                                                                                 \
-                                                                "r.to_state = " TF_SQL_STATE(                                                                                                                                \
-                                                                    SCHEDULED) " THEN NULL ELSE "                                                                                                                            \
-                                                                               "$3::timestamptz "                                                                                                                            \
-                                                                               "END,"                                                                                                                                        \
-                                                                               "  lease_token = "                                                                                                                            \
-                                                                               "NULL, "                                                                                                                                      \
-                                                                               "lease_expires_at "                                                                                                                           \
-                                                                               "= NULL, "                                                                                                                                    \
-                                                                               "locked_by = NULL,"                                                                                                                           \
-                                                                               "  updated_at = "                                                                                                                             \
-                                                                               "$3::timestamptz"                                                                                                                             \
-                                                                               "  FROM r WHERE "                                                                                                                             \
-                                                                               "j.tenant_id = "                                                                                                                              \
-                                                                               "r.tid AND j.id = "                                                                                                                           \
-                                                                               "r.id AND j.state "                                                                                                                           \
-                                                                               "= " TF_SQL_STATE(                                                                                                                            \
-                                                                                   RUNNING) "  "                                                                                                                             \
-                                                                                            "AND "                                                                                                                           \
-                                                                                            "j."                                                                                                                             \
-                                                                                            "leas"                                                                                                                           \
-                                                                                            "e_"                                                                                                                             \
-                                                                                            "toke"                                                                                                                           \
-                                                                                            "n = "                                                                                                                           \
-                                                                                            "r."                                                                                                                             \
-                                                                                            "toke"                                                                                                                           \
-                                                                                            "n"                                                                                                                              \
-                                                                                            "  "                                                                                                                             \
-                                                                                            "RETU"                                                                                                                           \
-                                                                                            "RNIN"                                                                                                                           \
-                                                                                            "G "                                                                                                                             \
-                                                                                            "j."                                                                                                                             \
-                                                                                            "tena"                                                                                                                           \
-                                                                                            "nt_"                                                                                                                            \
-                                                                                            "id, "                                                                                                                           \
-                                                                                            "j."                                                                                                                             \
-                                                                                            "id, "                                                                                                                           \
-                                                                                            "j."                                                                                                                             \
-                                                                                            "stat"                                                                                                                           \
-                                                                                            "e, "                                                                                                                            \
-                                                                                            "j."                                                                                                                             \
-                                                                                            "queu"                                                                                                                           \
-                                                                                            "e, "                                                                                                                            \
-                                                                                            "j."                                                                                                                             \
-                                                                                            "atte"                                                                                                                           \
-                                                                                            "mpts"                                                                                                                           \
-                                                                                            ", "                                                                                                                             \
-                                                                                            "j."                                                                                                                             \
-                                                                                            "star"                                                                                                                           \
-                                                                                            "ted_"                                                                                                                           \
-                                                                                            "at, "                                                                                                                           \
-                                                                                            "j."                                                                                                                             \
-                                                                                            "run_"                                                                                                                           \
-                                                                                            "at,"                                                                                                                            \
-                                                                                            "  "                                                                                                                             \
-                                                                                            "j."                                                                                                                             \
-                                                                                            "has_"                                                                                                                           \
-                                                                                            "depe"                                                                                                                           \
-                                                                                            "ndan"                                                                                                                           \
-                                                                                            "ts),"                                                                                                                           \
-                                                                                            " del"                                                                                                                           \
-                                                                                            " AS "                                                                                                                           \
-                                                                                            "(DEL"                                                                                                                           \
-                                                                                            "ETE "                                                                                                                           \
-                                                                                            "FROM"                                                                                                                           \
-                                                                                            " run"                                                                                                                           \
-                                                                                            "ning"                                                                                                                           \
-                                                                                            " ru "                                                                                                                           \
-                                                                                            "USIN"                                                                                                                           \
-                                                                                            "G "                                                                                                                             \
-                                                                                            "upd"                                                                                                                            \
-                                                                                            "  "                                                                                                                             \
-                                                                                            "WHER"                                                                                                                           \
-                                                                                            "E "                                                                                                                             \
-                                                                                            "ru."                                                                                                                            \
-                                                                                            "tena"                                                                                                                           \
-                                                                                            "nt_"                                                                                                                            \
-                                                                                            "id "                                                                                                                            \
-                                                                                            "= "                                                                                                                             \
-                                                                                            "upd."                                                                                                                           \
-                                                                                            "tena"                                                                                                                           \
-                                                                                            "nt_"                                                                                                                            \
-                                                                                            "id "                                                                                                                            \
-                                                                                            "AND "                                                                                                                           \
-                                                                                            "ru."                                                                                                                            \
-                                                                                            "job_"                                                                                                                           \
-                                                                                            "id "                                                                                                                            \
-                                                                                            "= "                                                                                                                             \
-                                                                                            "upd."                                                                                                                           \
-                                                                                            "id),"                                                                                                                           \
-                                                                                            " att"                                                                                                                           \
-                                                                                            " AS "                                                                                                                           \
-                                                                                            "(INS"                                                                                                                           \
-                                                                                            "ERT "                                                                                                                           \
-                                                                                            "INTO"                                                                                                                           \
-                                                                                            " job"                                                                                                                           \
-                                                                                            "_att"                                                                                                                           \
-                                                                                            "empt"                                                                                                                           \
-                                                                                            "s "                                                                                                                             \
-                                                                                            "(ten"                                                                                                                           \
-                                                                                            "ant_"                                                                                                                           \
-                                                                                            "id, "                                                                                                                           \
-                                                                                            "job_"                                                                                                                           \
-                                                                                            "id, "                                                                                                                           \
-                                                                                            "atte"                                                                                                                           \
-                                                                                            "mpt,"                                                                                                                           \
-                                                                                            " wor"                                                                                                                           \
-                                                                                            "ker,"                                                                                                                           \
-                                                                                            " lea"                                                                                                                           \
-                                                                                            "se_"                                                                                                                            \
-                                                                                            "toke"                                                                                                                           \
-                                                                                            "n,"                                                                                                                             \
-                                                                                            "  "                                                                                                                             \
-                                                                                            "star"                                                                                                                           \
-                                                                                            "ted_"                                                                                                                           \
-                                                                                            "at, "                                                                                                                           \
-                                                                                            "fini"                                                                                                                           \
-                                                                                            "shed"                                                                                                                           \
-                                                                                            "_at,"                                                                                                                           \
-                                                                                            " dur"                                                                                                                           \
-                                                                                            "atio"                                                                                                                           \
-                                                                                            "n_"                                                                                                                             \
-                                                                                            "ms, "                                                                                                                           \
-                                                                                            "outc"                                                                                                                           \
-                                                                                            "ome,"                                                                                                                           \
-                                                                                            " err"                                                                                                                           \
-                                                                                            "or_"                                                                                                                            \
-                                                                                            "type"                                                                                                                           \
-                                                                                            ", "                                                                                                                             \
-                                                                                            "erro"                                                                                                                           \
-                                                                                            "r_"                                                                                                                             \
-                                                                                            "mess"                                                                                                                           \
-                                                                                            "age)"                                                                                                                           \
-                                                                                            "  "                                                                                                                             \
-                                                                                            "SELE"                                                                                                                           \
-                                                                                            "CT "                                                                                                                            \
-                                                                                            "u."                                                                                                                             \
-                                                                                            "tena"                                                                                                                           \
-                                                                                            "nt_"                                                                                                                            \
-                                                                                            "id, "                                                                                                                           \
-                                                                                            "u."                                                                                                                             \
-                                                                                            "id, "                                                                                                                           \
-                                                                                            "u."                                                                                                                             \
-                                                                                            "atte"                                                                                                                           \
-                                                                                            "mpts"                                                                                                                           \
-                                                                                            ", "                                                                                                                             \
-                                                                                            "r."                                                                                                                             \
-                                                                                            "hold"                                                                                                                           \
-                                                                                            "er, "                                                                                                                           \
-                                                                                            "r."                                                                                                                             \
-                                                                                            "toke"                                                                                                                           \
-                                                                                            "n, "                                                                                                                            \
-                                                                                            "u."                                                                                                                             \
-                                                                                            "star"                                                                                                                           \
-                                                                                            "ted_"                                                                                                                           \
-                                                                                            "at, "                                                                                                                           \
-                                                                                            "$3::"                                                                                                                           \
-                                                                                            "time"                                                                                                                           \
-                                                                                            "stam"                                                                                                                           \
-                                                                                            "ptz,"                                                                                                                           \
-                                                                                            "  "                                                                                                                             \
-                                                                                            "grea"                                                                                                                           \
-                                                                                            "test"                                                                                                                           \
-                                                                                            "(0, "                                                                                                                           \
-                                                                                            "(ext"                                                                                                                           \
-                                                                                            "ract"                                                                                                                           \
-                                                                                            "(epo"                                                                                                                           \
-                                                                                            "ch "                                                                                                                            \
-                                                                                            "FROM"                                                                                                                           \
-                                                                                            " $3:"                                                                                                                           \
-                                                                                            ":tim"                                                                                                                           \
-                                                                                            "esta"                                                                                                                           \
-                                                                                            "mptz"                                                                                                                           \
-                                                                                            " - "                                                                                                                            \
-                                                                                            "u."                                                                                                                             \
-                                                                                            "star"                                                                                                                           \
-                                                                                            "ted_"                                                                                                                           \
-                                                                                            "at) "                                                                                                                           \
-                                                                                            "* "                                                                                                                             \
-                                                                                            "1000"                                                                                                                           \
-                                                                                            ")::"                                                                                                                            \
-                                                                                            "bigi"                                                                                                                           \
-                                                                                            "nt),"                                                                                                                           \
-                                                                                            "  "                                                                                                                             \
-                                                                                            "r."                                                                                                                             \
-                                                                                            "atte"                                                                                                                           \
-                                                                                            "mpt_"                                                                                                                           \
-                                                                                            "outc"                                                                                                                           \
-                                                                                            "ome,"                                                                                                                           \
-                                                                                            " r."                                                                                                                            \
-                                                                                            "erro"                                                                                                                           \
-                                                                                            "r_"                                                                                                                             \
-                                                                                            "type"                                                                                                                           \
-                                                                                            ", "                                                                                                                             \
-                                                                                            "r."                                                                                                                             \
-                                                                                            "erro"                                                                                                                           \
-                                                                                            "r_"                                                                                                                             \
-                                                                                            "mess"                                                                                                                           \
-                                                                                            "age "                                                                                                                           \
-                                                                                            "FROM"                                                                                                                           \
-                                                                                            " upd"                                                                                                                           \
-                                                                                            " u "                                                                                                                            \
-                                                                                            "JOIN"                                                                                                                           \
-                                                                                            " r "                                                                                                                            \
-                                                                                            "ON "                                                                                                                            \
-                                                                                            "r."                                                                                                                             \
-                                                                                            "id "                                                                                                                            \
-                                                                                            "= "                                                                                                                             \
-                                                                                            "u."                                                                                                                             \
-                                                                                            "id),"                                                                                                                           \
-                                                                                            " ev "                                                                                                                           \
-                                                                                            "AS "                                                                                                                            \
-                                                                                            "(INS"                                                                                                                           \
-                                                                                            "ERT "                                                                                                                           \
-                                                                                            "INTO"                                                                                                                           \
-                                                                                            " job"                                                                                                                           \
-                                                                                            "_eve"                                                                                                                           \
-                                                                                            "nts "                                                                                                                           \
-                                                                                            "(ten"                                                                                                                           \
-                                                                                            "ant_"                                                                                                                           \
-                                                                                            "id, "                                                                                                                           \
-                                                                                            "job_"                                                                                                                           \
-                                                                                            "id, "                                                                                                                           \
-                                                                                            "at, "                                                                                                                           \
-                                                                                            "from"                                                                                                                           \
-                                                                                            "_sta"                                                                                                                           \
-                                                                                            "te, "                                                                                                                           \
-                                                                                            "to_"                                                                                                                            \
-                                                                                            "stat"                                                                                                                           \
-                                                                                            "e, "                                                                                                                            \
-                                                                                            "reas"                                                                                                                           \
-                                                                                            "on, "                                                                                                                           \
-                                                                                            "acto"                                                                                                                           \
-                                                                                            "r)"                                                                                                                             \
-                                                                                            "  "                                                                                                                             \
-                                                                                            "SELE"                                                                                                                           \
-                                                                                            "CT "                                                                                                                            \
-                                                                                            "u."                                                                                                                             \
-                                                                                            "tena"                                                                                                                           \
-                                                                                            "nt_"                                                                                                                            \
-                                                                                            "id, "                                                                                                                           \
-                                                                                            "u."                                                                                                                             \
-                                                                                            "id, "                                                                                                                           \
-                                                                                            "$3::"                                                                                                                           \
-                                                                                            "time"                                                                                                                           \
-                                                                                            "stam"                                                                                                                           \
-                                                                                            "ptz,"                                                                                                                           \
-                                                                                            " " TF_SQL_STATE(                                                                                                                \
-                                                                                                RUNNING) ", u.state, r.reason,"                                                                                              \
-                                                                                                         "  coalesce(r.actor, 'worker:' || r.holder) FROM upd u JOIN r ON r.id = u.id),"                                     \
-                                                                                                         " sch AS (INSERT INTO scheduled (tenant_id, job_id, queue, run_at)"                                                 \
-                                                                                                         "  SELECT tenant_id, id, queue, run_at FROM upd WHERE state = " TF_SQL_STATE(                                       \
-                                                                                                             SCHEDULED) "),"                                                                                                 \
-                                                                                                                        " dl AS (INSERT INTO dead_letters (tenant_id, job_id, queue, died_at)"                               \
-                                                                                                                        "  SELECT tenant_id, id, queue, $3::timestamptz FROM upd WHERE state = " TF_SQL_STATE(               \
-                                                                                                                            DEAD) "),"                                                                                       \
-                                                                                                                                  " ob AS (INSERT INTO domain_events (tenant_id, name, job_id, state, reason, created_at)"   \
-                                                                                                                                  "  SELECT u.tenant_id, e.name, u.id, u.state, e.reason, $3::timestamptz FROM upd u"        \
-                                                                                                                                  "  JOIN json_to_recordset($2::json) AS e(job_id uuid, name text, state int2, reason text)" \
-                                                                                                                                  "  ON e.job_id = u.id AND e.state = u.state),"                                             \
-                                                                                                                                  " stale AS (INSERT INTO job_events (tenant_id, job_id, at, from_state, to_state, reason,"  \
-                                                                                                                                  "  actor)"                                                                                 \
-                                                                                                                                  "  SELECT j.tenant_id, j.id, $3::timestamptz, j.state, j.state, 'stale_lease_refused',"    \
-                                                                                                                                  "  coalesce(r.actor, 'worker:' || r.holder)"                                               \
-                                                                                                                                  "  FROM r JOIN jobs j ON j.tenant_id = r.tid AND j.id = r.id"                              \
-                                                                                                                                  "  WHERE NOT EXISTS (SELECT 1 FROM upd WHERE upd.id = r.id) RETURNING job_id),"            \
-                                                                                                                                  " deps AS MATERIALIZED (SELECT u.id, d.released, d.cancelled FROM upd u"                   \
-                                                                                                                                  "  JOIN r ON r.id = u.id"                                                                  \
-                                                                                                                                  "  CROSS JOIN LATERAL tf_release_dependants(u.tenant_id, u.id, r.dependants, u.state,"     \
-                                                                                                                                  "  $3::timestamptz) d WHERE u.has_dependants AND r.dependants IS NOT NULL)"                \
-                                                                                                                                  " SELECT r.ord, u.state, u.id IS NOT NULL OR EXISTS (SELECT 1 FROM stale s"                \
-                                                                                                                                  "  WHERE s.job_id = r.id), coalesce(d.released, 0), coalesce(d.cancelled, 0)"              \
-                                                                                                                                  " FROM r LEFT JOIN upd u ON u.id = r.id LEFT JOIN deps d ON d.id = r.id ORDER BY r.ord"
+#define TF_SQL_FINISH                                                                              \
+    "WITH input AS (SELECT * FROM json_to_recordset($1::json) AS x(ord int, tenant_id uuid,"       \
+    "  id uuid, token uuid, worker text, actor text, to_state int2, result jsonb,"                 \
+    "  error_type text, error_message text, run_at timestamptz, attempt_outcome int,"              \
+    "  reason text, dependants text)),"                                                            \
+    " r AS (SELECT i.*, coalesce(i.tenant_id, ru.tenant_id) AS tid,"                               \
+    "  coalesce(i.worker, ru.locked_by, 'unknown') AS holder FROM input i"                         \
+    "  LEFT JOIN LATERAL (SELECT * FROM running ru WHERE ru.job_id = i.id"                         \
+    "  AND (i.tenant_id IS NULL OR ru.tenant_id = i.tenant_id) LIMIT 1) ru ON true),"              \
+    " upd AS (UPDATE jobs j SET state = r.to_state,"                                               \
+    "  result = CASE WHEN r.to_state = " TF_SQL_STATE(SUCCEEDED) " THEN r.result ELSE j.result"    \
+    "   END,"                                                                                      \
+    "  last_error_type = CASE WHEN r.to_state = " TF_SQL_STATE(SUCCEEDED)                          \
+    " THEN j.last_error_type ELSE r.error_type END,"                                          \
+    "  last_error_message = CASE WHEN r.to_state = " TF_SQL_STATE(SUCCEEDED)                       \
+    " THEN j.last_error_message ELSE r.error_message END,"                                    \
+    "  run_at = CASE WHEN r.to_state = " TF_SQL_STATE(SCHEDULED) " THEN r.run_at ELSE j.run_at"    \
+    "   END,"                                                                                      \
+    "  finished_at = CASE WHEN r.to_state = " TF_SQL_STATE(SCHEDULED)                              \
+    " THEN NULL ELSE $3::timestamptz END,"                                                    \
+    "  lease_token = NULL, lease_expires_at = NULL, locked_by = NULL,"                             \
+    "  updated_at = $3::timestamptz"                                                               \
+    "  FROM r WHERE j.tenant_id = r.tid AND j.id = r.id AND j.state = " TF_SQL_STATE(RUNNING)      \
+    "  AND j.lease_token = r.token"                                                                \
+    "  RETURNING j.tenant_id, j.id, j.state, j.queue, j.attempts, j.started_at, j.run_at,"         \
+    "  j.has_dependants),"                                                                         \
+    " del AS (DELETE FROM running ru USING upd"                                                    \
+    "  WHERE ru.tenant_id = upd.tenant_id AND ru.job_id = upd.id),"                                \
+    " att AS (INSERT INTO job_attempts (tenant_id, job_id, attempt, worker, lease_token,"          \
+    "  started_at, finished_at, duration_ms, outcome, error_type, error_message)"                  \
+    "  SELECT u.tenant_id, u.id, u.attempts, r.holder, r.token, u.started_at, $3::timestamptz,"    \
+    "  greatest(0, (extract(epoch FROM $3::timestamptz - u.started_at) * 1000)::bigint),"          \
+    "  r.attempt_outcome, r.error_type, r.error_message FROM upd u JOIN r ON r.id = u.id),"        \
+    " ev AS (INSERT INTO job_events (tenant_id, job_id, at, from_state, to_state, reason, actor)"  \
+    "  SELECT u.tenant_id, u.id, $3::timestamptz, " TF_SQL_STATE(RUNNING) ", u.state, r.reason,"   \
+    "  coalesce(r.actor, 'worker:' || r.holder) FROM upd u JOIN r ON r.id = u.id),"                \
+    " sch AS (INSERT INTO scheduled (tenant_id, job_id, queue, run_at)"                            \
+    "  SELECT tenant_id, id, queue, run_at FROM upd WHERE state = " TF_SQL_STATE(SCHEDULED) "),"   \
+    " dl AS (INSERT INTO dead_letters (tenant_id, job_id, queue, died_at)"                         \
+    "  SELECT tenant_id, id, queue, $3::timestamptz FROM upd WHERE state = "                       \
+    TF_SQL_STATE(DEAD) "),"                                                                        \
+    " ob AS (INSERT INTO domain_events (tenant_id, name, job_id, state, reason, created_at)"       \
+    "  SELECT u.tenant_id, e.name, u.id, u.state, e.reason, $3::timestamptz FROM upd u"            \
+    "  JOIN json_to_recordset($2::json) AS e(job_id uuid, name text, state int2, reason text)"     \
+    "  ON e.job_id = u.id AND e.state = u.state),"                                                 \
+    " stale AS (INSERT INTO job_events (tenant_id, job_id, at, from_state, to_state, reason,"      \
+    "  actor)"                                                                                     \
+    "  SELECT j.tenant_id, j.id, $3::timestamptz, j.state, j.state, 'stale_lease_refused',"        \
+    "  coalesce(r.actor, 'worker:' || r.holder)"                                                   \
+    "  FROM r JOIN jobs j ON j.tenant_id = r.tid AND j.id = r.id"                                  \
+    "  WHERE NOT EXISTS (SELECT 1 FROM upd WHERE upd.id = r.id) RETURNING job_id),"                \
+    " deps AS MATERIALIZED (SELECT u.id, d.released, d.cancelled FROM upd u"                       \
+    "  JOIN r ON r.id = u.id"                                                                      \
+    "  CROSS JOIN LATERAL tf_release_dependants(u.tenant_id, u.id, r.dependants, u.state,"         \
+    "  $3::timestamptz) d WHERE u.has_dependants AND r.dependants IS NOT NULL)"                    \
+    " SELECT r.ord, u.state, u.id IS NOT NULL OR EXISTS (SELECT 1 FROM stale s"                    \
+    "  WHERE s.job_id = r.id), coalesce(d.released, 0), coalesce(d.cancelled, 0)"                  \
+    " FROM r LEFT JOIN upd u ON u.id = r.id LEFT JOIN deps d ON d.id = r.id ORDER BY r.ord"
 
 /* $1 tenant or NULL, $2 job, $3 token, $4 lease ms, $5 now: the new expiry
  * (NULL: not extended) and whether the job exists. */
@@ -382,13 +149,13 @@ enum {
     "  WHERE ru.job_id = $2::uuid LIMIT 1)) AS tid),"                                              \
     " j AS (UPDATE jobs j SET lease_expires_at = $5::timestamptz"                                  \
     "  + $4::integer * interval '1 millisecond'"                                                   \
-    "  FROM t WHERE j.tenant_id = t.tid AND j.id = $2::uuid AND j.state = " TF_SQL_STATE(          \
-        RUNNING) " AND j.lease_token = $3::uuid"                                                   \
-                 "  RETURNING j.tenant_id, j.id, j.lease_expires_at),"                             \
-                 " r AS (UPDATE running ru SET lease_expires_at = j.lease_expires_at FROM j"       \
-                 "  WHERE ru.tenant_id = j.tenant_id AND ru.job_id = j.id)"                        \
-                 " SELECT (SELECT lease_expires_at FROM j),"                                       \
-                 " EXISTS (SELECT 1 FROM jobs x, t WHERE x.tenant_id = t.tid AND x.id = $2::uuid)"
+    "  FROM t WHERE j.tenant_id = t.tid AND j.id = $2::uuid AND j.state = "                        \
+    TF_SQL_STATE(RUNNING) " AND j.lease_token = $3::uuid"                                          \
+    "  RETURNING j.tenant_id, j.id, j.lease_expires_at),"                                          \
+    " r AS (UPDATE running ru SET lease_expires_at = j.lease_expires_at FROM j"                    \
+    "  WHERE ru.tenant_id = j.tenant_id AND ru.job_id = j.id)"                                     \
+    " SELECT (SELECT lease_expires_at FROM j),"                                                    \
+    " EXISTS (SELECT 1 FROM jobs x, t WHERE x.tenant_id = t.tid AND x.id = $2::uuid)"
 
 /* Moves up to $1 SCHEDULED jobs due at $2 to PENDING; those without
  * pending parents become claimable (the explicit step `rdy`).  Returns how
@@ -397,28 +164,15 @@ enum {
     "WITH due AS (DELETE FROM scheduled s WHERE (s.tenant_id, s.job_id) IN ("                      \
     "  SELECT tenant_id, job_id FROM scheduled WHERE run_at <= $2::timestamptz ORDER BY run_at"    \
     "  LIMIT $1::integer FOR UPDATE SKIP LOCKED) RETURNING s.tenant_id, s.job_id),"                \
-    " u AS (UPDATE jobs j SET state = " TF_SQL_STATE(                                              \
-        PENDING) ", updated_at = $2::timestamptz"                                                  \
-                 "  FROM due WHERE j.tenant_id = due.tenant_id AND j.id = due.job_id AND j.state " \
-                 "= " TF_SQL_STATE(                                                                \
-                     SCHEDULED) " RETURNING j.tenant_id, j.id, j.pending_parents),"                \
-                                " ev AS (INSERT INTO job_events (tenant_id, job_id, at, "          \
-                                "from_state, to_state, reason, actor)"                             \
-                                "  SELECT tenant_id, id, $2::timestamptz, " TF_SQL_STATE(          \
-                                    SCHEDULED) ", " TF_SQL_STATE(PENDING) ", 'due', 'system' "     \
-                                                                          "FROM u),"               \
-                                                                          " rdy AS MATERIALIZED "  \
-                                                                          "(SELECT "               \
-                                                                          "tf_make_ready(tenant_"  \
-                                                                          "id, id, "               \
-                                                                          "$2::timestamptz) FROM " \
-                                                                          "u"                      \
-                                                                          "  WHERE "               \
-                                                                          "pending_parents = 0)"   \
-                                                                          " SELECT (SELECT "       \
-                                                                          "count(*) FROM u), "     \
-                                                                          "(SELECT count(*) FROM " \
-                                                                          "rdy)"
+    " u AS (UPDATE jobs j SET state = " TF_SQL_STATE(PENDING) ", updated_at = $2::timestamptz"     \
+    "  FROM due WHERE j.tenant_id = due.tenant_id AND j.id = due.job_id AND j.state = "            \
+    TF_SQL_STATE(SCHEDULED) " RETURNING j.tenant_id, j.id, j.pending_parents),"                    \
+    " ev AS (INSERT INTO job_events (tenant_id, job_id, at, from_state, to_state, reason, actor)"  \
+    "  SELECT tenant_id, id, $2::timestamptz, " TF_SQL_STATE(SCHEDULED) ", "                       \
+    TF_SQL_STATE(PENDING) ", 'due', 'system' FROM u),"                                             \
+    " rdy AS MATERIALIZED (SELECT tf_make_ready(tenant_id, id, $2::timestamptz) FROM u"            \
+    "  WHERE pending_parents = 0)"                                                                 \
+    " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM rdy)"
 
 /* RUNNING attempts whose lease expired or that ran past their deadline at
  * $2 (at most $1): tenant, job, token, attempts, retry policy, worker, and
@@ -429,37 +183,25 @@ enum {
     " FROM running r JOIN jobs j ON j.tenant_id = r.tenant_id AND j.id = r.job_id"                 \
     " WHERE (r.lease_expires_at < $2::timestamptz OR r.deadline_at < $2::timestamptz)"             \
     " AND j.state = " TF_SQL_STATE(RUNNING) " AND j.lease_token IS NOT NULL"                       \
-                                            " ORDER BY r.lease_expires_at LIMIT $1::integer"
+    " ORDER BY r.lease_expires_at LIMIT $1::integer"
 
 /* Releases this worker's attempts ($1 JSON rows {id, token}, $2 worker,
  * $3 now) back to PENDING without counting them; returns how many. */
 #define TF_SQL_RELEASE                                                                             \
     "WITH i AS (SELECT * FROM json_to_recordset($1::json) AS x(id uuid, token uuid)),"             \
     " r AS (SELECT ru.tenant_id, i.id, i.token FROM i JOIN running ru ON ru.job_id = i.id),"       \
-    " u AS (UPDATE jobs j SET state = " TF_SQL_STATE(                                              \
-        PENDING) ", attempts = j.attempts - 1,"                                                    \
-                 "  lease_token = NULL, lease_expires_at = NULL, locked_by = NULL, started_at = "  \
-                 "NULL,"                                                                           \
-                 "  updated_at = $3::timestamptz"                                                  \
-                 "  FROM r WHERE j.tenant_id = r.tenant_id AND j.id = r.id AND j.state "           \
-                 "= " TF_SQL_STATE(                                                                \
-                     RUNNING) " AND j.lease_token = r.token RETURNING j.tenant_id, j.id),"         \
-                              " d AS (DELETE FROM running ru USING u WHERE ru.tenant_id = "        \
-                              "u.tenant_id"                                                        \
-                              "  AND ru.job_id = u.id),"                                           \
-                              " e AS (INSERT INTO job_events (tenant_id, job_id, at, from_state, " \
-                              "to_state, reason, actor)"                                           \
-                              "  SELECT tenant_id, id, $3::timestamptz, " TF_SQL_STATE(            \
-                                  RUNNING) ", " TF_SQL_STATE(PENDING) ", 'released', 'worker:' "   \
-                                                                      "|| $2 FROM u),"             \
-                                                                      " rdy AS MATERIALIZED "      \
-                                                                      "(SELECT "                   \
-                                                                      "tf_make_ready(tenant_id, "  \
-                                                                      "id, $3::timestamptz) FROM " \
-                                                                      "u)"                         \
-                                                                      " SELECT (SELECT count(*) "  \
-                                                                      "FROM u), (SELECT count(*) " \
-                                                                      "FROM rdy)"
+    " u AS (UPDATE jobs j SET state = " TF_SQL_STATE(PENDING) ", attempts = j.attempts - 1,"       \
+    "  lease_token = NULL, lease_expires_at = NULL, locked_by = NULL, started_at = NULL,"          \
+    "  updated_at = $3::timestamptz"                                                               \
+    "  FROM r WHERE j.tenant_id = r.tenant_id AND j.id = r.id AND j.state = "                      \
+    TF_SQL_STATE(RUNNING) " AND j.lease_token = r.token RETURNING j.tenant_id, j.id),"             \
+    " d AS (DELETE FROM running ru USING u WHERE ru.tenant_id = u.tenant_id"                       \
+    "  AND ru.job_id = u.id),"                                                                     \
+    " e AS (INSERT INTO job_events (tenant_id, job_id, at, from_state, to_state, reason, actor)"   \
+    "  SELECT tenant_id, id, $3::timestamptz, " TF_SQL_STATE(RUNNING) ", " TF_SQL_STATE(PENDING)   \
+    ", 'released', 'worker:' || $2 FROM u),"                                                   \
+    " rdy AS MATERIALIZED (SELECT tf_make_ready(tenant_id, id, $3::timestamptz) FROM u)"           \
+    " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM rdy)"
 
 /* Milliseconds from $1 until the earliest SCHEDULED job is due (NULL:
  * none).  An index probe on scheduled_due_idx. */
@@ -495,5 +237,7 @@ enum {
     "  WHERE relname IN ('jobs', 'ready', 'running', 'scheduled')"                                 \
     " UNION ALL SELECT NULL, coalesce(max(age(backend_xmin)), 0), 0, NULL, '(xmin)'"               \
     "  FROM pg_stat_activity"
+
+/* clang-format on */
 
 #endif
