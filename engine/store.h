@@ -48,15 +48,15 @@ typedef struct {
     const char *payload; /* JSON text */
     int attempts, max_attempts;
     int64_t run_at_ms, created_at_ms, updated_at_ms, started_at_ms, finished_at_ms;
-    const char *last_error_type;    /* NULL: no error */
-    const char *last_error_message; /* NULL when none */
-    const char *result;             /* JSON text; NULL: null */
+    const char *last_error_type;                      /* NULL: no error */
+    const char *last_error_message;                   /* NULL when none */
+    const char *result;                               /* JSON text; NULL: null */
     const char *correlation_id, *parent_id, *rule_id; /* NULL when none */
-    const char *depends_on;   /* JSON array of job ids */
-    const char *retry_policy; /* JSON text; NULL: the defaults */
-    const char *executor;     /* JSON text; NULL: external workers run it */
-    const char *metadata;     /* JSON object text */
-    int64_t timeout_ms;       /* -1: none stored */
+    const char *depends_on;                           /* JSON array of job ids */
+    const char *retry_policy;                         /* JSON text; NULL: the defaults */
+    const char *executor;                             /* JSON text; NULL: external workers run it */
+    const char *metadata;                             /* JSON object text */
+    int64_t timeout_ms;                               /* -1: none stored */
     const char *idempotency_key;
 } tf_job_t;
 
@@ -70,8 +70,8 @@ typedef struct {
     int max_attempts;
     const char *retry_policy; /* JSON text; NULL: the defaults (stored as NULL) */
     int64_t timeout_ms;
-    const char *executor;   /* JSON text; NULL: for external workers */
-    const char *metadata;   /* JSON object text; NULL: {} */
+    const char *executor; /* JSON text; NULL: for external workers */
+    const char *metadata; /* JSON object text; NULL: {} */
     const char *idempotency_key;
     const char *request_hash; /* hex SHA-256 of the canonical request; with the key only */
     const char *correlation_id;
@@ -83,10 +83,10 @@ typedef struct {
 
 /* What became of one job of a submission. */
 typedef enum {
-    TF_SUBMIT_CREATED = 0,  /* inserted in `state` */
-    TF_SUBMIT_MISSING,      /* a parent in depends_on is not the tenant's: `missing` */
-    TF_SUBMIT_EXISTS,       /* the idempotency key is taken: `existing_id`, `existing_hash` */
-    TF_SUBMIT_IN_PROGRESS,  /* the key is taken by a submission not yet committed */
+    TF_SUBMIT_CREATED = 0, /* inserted in `state` */
+    TF_SUBMIT_MISSING,     /* a parent in depends_on is not the tenant's: `missing` */
+    TF_SUBMIT_EXISTS,      /* the idempotency key is taken: `existing_id`, `existing_hash` */
+    TF_SUBMIT_IN_PROGRESS, /* the key is taken by a submission not yet committed */
 } tf_submit_outcome_t;
 
 typedef struct {
@@ -131,9 +131,9 @@ typedef struct {
     const char *tenant_id;
     int dead_letter; /* list the tenant's dead letter instead of its jobs */
     tf_uuid_t lower, upper;
-    tf_job_state_set_t states; /* 0: every state */
+    tf_job_state_set_t states;                           /* 0: every state */
     const char *queue, *type, *correlation_id, *rule_id; /* NULL: any */
-    int rows;                                           /* at most this many */
+    int rows;                                            /* at most this many */
 } tf_job_query_t;
 
 /* A tenant with ready work, for the fair-share planner. */
@@ -165,8 +165,8 @@ typedef struct {
     int attempt, max_attempts;
     const char *lease_token;
     int64_t lease_expires_at_ms;
-    int64_t timeout_ms;       /* -1: none stored (the default applies) */
-    const char *executor;     /* JSON text; NULL for external workers */
+    int64_t timeout_ms;        /* -1: none stored (the default applies) */
+    const char *executor;      /* JSON text; NULL for external workers */
     const char *executor_kind; /* executor's "kind"; NULL for external workers */
     const char *correlation_id;
     int64_t created_at_ms;
@@ -175,9 +175,9 @@ typedef struct {
 
 /* What the retry decision of a failed attempt needs from its job. */
 typedef struct {
-    int found;                 /* 0: no such job for the caller */
-    int attempts;              /* the attempt that failed */
-    tf_retry_policy_t *policy; /* decoded (defaults when none stored); owned by the store */
+    int found;                /* 0: no such job for the caller */
+    int attempts;             /* the attempt that failed */
+    tf_retry_policy_t policy; /* decoded (defaults when none stored); owned by the store */
 } tf_failed_job_t;
 
 /* One attempt to end, decided by the finish use case. */
@@ -199,10 +199,10 @@ typedef struct {
 
 /* What became of one tf_finish_t. */
 typedef struct {
-    int applied;          /* the job was RUNNING under that lease and moved to `to` */
-    int exists;           /* not applied: 1 when the job exists (stale lease), 0 when not */
-    size_t released;      /* dependants the job's end made claimable or scheduled */
-    size_t cancelled;     /* dependants it cancelled */
+    int applied;      /* the job was RUNNING under that lease and moved to `to` */
+    int exists;       /* not applied: 1 when the job exists (stale lease), 0 when not */
+    size_t released;  /* dependants the job's end made claimable or scheduled */
+    size_t cancelled; /* dependants it cancelled */
 } tf_finished_t;
 
 /* An attempt whose lease expired or that ran past its timeout. */
@@ -214,9 +214,9 @@ typedef struct {
 
 /* The outcome of cancel and retry on one job. */
 typedef struct {
-    int found;              /* the tenant has the job */
-    tf_job_state_t before;  /* its state when the action looked */
-    const tf_job_t *job;    /* the job after the action; NULL when it did not apply */
+    int found;             /* the tenant has the job */
+    tf_job_state_t before; /* its state when the action looked */
+    const tf_job_t *job;   /* the job after the action; NULL when it did not apply */
 } tf_action_result_t;
 
 /* Gauges of one queue. */
@@ -255,8 +255,7 @@ typedef void (*tf_store_candidates_cb)(void *arg, int status, const tf_candidate
                                        size_t n, double vclock);
 typedef void (*tf_store_claimed_cb)(void *arg, int status, const tf_claimed_job_t *jobs, size_t n);
 typedef void (*tf_store_failed_cb)(void *arg, int status, const tf_failed_job_t *jobs, size_t n);
-typedef void (*tf_store_finished_cb)(void *arg, int status, const tf_finished_t *results,
-                                     size_t n);
+typedef void (*tf_store_finished_cb)(void *arg, int status, const tf_finished_t *results, size_t n);
 /* `expires_at_ms` when extended; status TF_ESTALE or TF_ENOTFOUND otherwise. */
 typedef void (*tf_store_heartbeat_cb)(void *arg, int status, int64_t expires_at_ms);
 typedef void (*tf_store_expired_cb)(void *arg, int status, const tf_expired_t *attempts, size_t n);
@@ -339,9 +338,8 @@ typedef struct {
     int (*finish)(void *ctx, const tf_finish_t *items, size_t n, const tf_event_buf_t *events,
                   int64_t now_ms, tf_store_finished_cb cb, void *arg);
     /* Extends a running attempt's lease to now + lease_ms. */
-    int (*heartbeat)(void *ctx, const char *tenant_id, const char *job_id,
-                     const char *lease_token, int lease_ms, int64_t now_ms,
-                     tf_store_heartbeat_cb cb, void *arg);
+    int (*heartbeat)(void *ctx, const char *tenant_id, const char *job_id, const char *lease_token,
+                     int lease_ms, int64_t now_ms, tf_store_heartbeat_cb cb, void *arg);
     /* Moves up to `limit` SCHEDULED jobs due at `now_ms` to PENDING. */
     int (*promote)(void *ctx, int limit, int64_t now_ms, tf_store_count_cb cb, void *arg);
     /* Up to `limit` RUNNING attempts whose lease expired or that ran past
@@ -349,8 +347,8 @@ typedef struct {
     int (*expired)(void *ctx, int limit, int64_t now_ms, tf_store_expired_cb cb, void *arg);
     /* Hands this worker's attempts back to PENDING without counting them. */
     int (*release)(void *ctx, const char *worker_id, const char *const *job_ids,
-                   const char *const *lease_tokens, size_t n, int64_t now_ms,
-                   tf_store_count_cb cb, void *arg);
+                   const char *const *lease_tokens, size_t n, int64_t now_ms, tf_store_count_cb cb,
+                   void *arg);
     int (*next_due)(void *ctx, int64_t now_ms, tf_store_next_due_cb cb, void *arg);
     /* Queues that hold ready jobs with a built-in executor (not paused). */
     int (*builtin_queues)(void *ctx, tf_store_names_cb cb, void *arg);

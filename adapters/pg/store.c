@@ -235,24 +235,42 @@ int tf__pg_job(const PGresult *res, int row, int col, tf_job_t *out) {
     return rc != 0 ? rc : tf__pg_time(res, row, col + C_FINISHED_AT, &out->finished_at_ms);
 }
 
-int tf__pg_jobs(const PGresult *res, int col, tf_job_t **out) {
-    int n = PQntuples(res);
+int tf__pg_rows(const tf_pg_reply_t *reply, size_t size,
+                int (*decode)(const PGresult *res, int row, void *item), void **out, size_t *n) {
     *out = NULL;
-    if (n == 0) {
+    *n = 0;
+    if (reply->status != 0) {
+        return reply->status;
+    }
+    const PGresult *res = reply->results[0];
+    int rows = PQntuples(res);
+    if (rows == 0) {
         return 0;
     }
-    tf_job_t *jobs = calloc((size_t)n, sizeof(*jobs));
-    if (jobs == NULL) {
+    char *items = calloc((size_t)rows, size);
+    if (items == NULL) {
         return TF_ENOMEM;
     }
-    for (int row = 0; row < n; row++) {
-        if (tf__pg_job(res, row, col, &jobs[row]) != 0) {
-            free(jobs);
-            return TF_EIO;
+    size_t kept = 0;
+    for (int row = 0; row < rows; row++) {
+        int rc = decode(res, row, items + kept * size);
+        if (rc < 0) {
+            free(items);
+            return rc;
         }
+        kept += rc == 0;
     }
-    *out = jobs;
+    if (kept == 0) {
+        free(items);
+        items = NULL;
+    }
+    *out = items;
+    *n = kept;
     return 0;
+}
+
+int tf__pg_job_row(const PGresult *res, int row, void *item) {
+    return tf__pg_job(res, row, 0, item);
 }
 
 int tf__pg_run(tf_pg_store_t *s, const char *name, const char *const *values, int nparams,

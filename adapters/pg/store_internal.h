@@ -95,10 +95,16 @@ int tf__pg_time(const PGresult *res, int row, int col, int64_t *out);
  * into `res`.  Returns 0 or TF_EIO (a time or state the API cannot show). */
 int tf__pg_job(const PGresult *res, int row, int col, tf_job_t *out);
 
-/* Decodes every row of `res` (columns from `col`) into a new array.
- * Returns 0 with *out (caller frees; NULL when there are no rows) or
- * TF_ENOMEM / TF_EIO. */
-int tf__pg_jobs(const PGresult *res, int col, tf_job_t **out);
+/* Decodes the rows of a reply's first result into a new array of `size`
+ * byte items with `decode`, which returns 0 (keep the item), 1 (the row
+ * stands for nothing: skip it) or a TF_E* code.  Returns 0 with *out
+ * (caller frees; NULL when no item) and *n, or the reply's status,
+ * TF_ENOMEM or the first decoding error (then *out is NULL and *n 0). */
+int tf__pg_rows(const tf_pg_reply_t *reply, size_t size,
+                int (*decode)(const PGresult *res, int row, void *item), void **out, size_t *n);
+
+/* A job from column 0 (a tf__pg_rows() decoder). */
+int tf__pg_job_row(const PGresult *res, int row, void *item);
 
 /* ---- running statements ---- */
 

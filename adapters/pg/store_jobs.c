@@ -319,8 +319,9 @@ static void jobs_done(const tf_pg_reply_t *reply, void *arg) {
     tf__pg_pending_t *p = arg;
     tf_store_jobs_cb cb = (tf_store_jobs_cb)p->cb;
     tf_job_t *jobs = NULL;
-    int rc = reply->status != 0 ? reply->status : tf__pg_jobs(reply->results[0], 0, &jobs);
-    cb(p->arg, rc, jobs, rc == 0 ? (size_t)PQntuples(reply->results[0]) : 0);
+    size_t n = 0;
+    int rc = tf__pg_rows(reply, sizeof(*jobs), tf__pg_job_row, (void **)&jobs, &n);
+    cb(p->arg, rc, jobs, n);
     free(jobs);
     free(p);
 }
@@ -374,43 +375,39 @@ static int list(void *ctx, const tf_job_query_t *q, tf_store_jobs_cb cb, void *a
 
 /* ---- history ---- */
 
+/* No row: no such job.  A row with a NULL attempt: a job without any. */
+static int decode_attempt(const PGresult *res, int row, void *item) {
+    if (PQgetisnull(res, row, 0)) {
+        return 1;
+    }
+    int64_t outcome = tf__pg_int(res, row, 5, -2);
+    tf_attempt_t *a = item;
+    *a = (tf_attempt_t){
+        .attempt = (int)tf__pg_int(res, row, 0, 0),
+        .worker = tf__pg_text(res, row, 1),
+        .duration_ms = tf__pg_int(res, row, 4, -1),
+        .outcome = (tf_attempt_outcome_t)outcome,
+        .error_type = tf__pg_text(res, row, 6),
+        .error_message = tf__pg_text(res, row, 7),
+    };
+    if (outcome < -1 || outcome > TF_ATTEMPT_CANCELLED ||
+        tf__pg_time(res, row, 2, &a->started_at_ms) != 0 ||
+        tf__pg_time(res, row, 3, &a->finished_at_ms) != 0) {
+        return TF_EIO;
+    }
+    return 0;
+}
+
+static int job_found(const tf_pg_reply_t *reply) {
+    return reply->status == 0 && PQntuples(reply->results[0]) > 0;
+}
+
 static void attempts_done(const tf_pg_reply_t *reply, void *arg) {
     tf__pg_pending_t *p = arg;
-    tf_store_attempts_cb cb = (tf_store_attempts_cb)p->cb;
-    if (reply->status != 0) {
-        cb(p->arg, reply->status, 0, NULL, 0);
-        free(p);
-        return;
-    }
-    const PGresult *res = reply->results[0];
-    int rows = PQntuples(res), rc = 0;
-    tf_attempt_t *list = rows > 0 ? calloc((size_t)rows, sizeof(*list)) : NULL;
+    tf_attempt_t *list = NULL;
     size_t n = 0;
-    if (rows > 0 && list == NULL) {
-        rc = TF_ENOMEM;
-    }
-    /* No row: no such job.  A row with a NULL attempt: a job without any. */
-    for (int row = 0; rc == 0 && row < rows; row++) {
-        if (PQgetisnull(res, row, 0)) {
-            continue;
-        }
-        int64_t outcome = tf__pg_int(res, row, 5, -2);
-        tf_attempt_t *a = &list[n++];
-        *a = (tf_attempt_t){
-            .attempt = (int)tf__pg_int(res, row, 0, 0),
-            .worker = tf__pg_text(res, row, 1),
-            .duration_ms = tf__pg_int(res, row, 4, -1),
-            .outcome = (tf_attempt_outcome_t)outcome,
-            .error_type = tf__pg_text(res, row, 6),
-            .error_message = tf__pg_text(res, row, 7),
-        };
-        if (outcome < -1 || outcome > TF_ATTEMPT_CANCELLED ||
-            tf__pg_time(res, row, 2, &a->started_at_ms) != 0 ||
-            tf__pg_time(res, row, 3, &a->finished_at_ms) != 0) {
-            rc = TF_EIO;
-        }
-    }
-    cb(p->arg, rc, rows > 0, rc == 0 ? list : NULL, rc == 0 ? n : 0);
+    int rc = tf__pg_rows(reply, sizeof(*list), decode_attempt, (void **)&list, &n);
+    ((tf_store_attempts_cb)p->cb)(p->arg, rc, job_found(reply), list, n);
     free(list);
     free(p);
 }
@@ -422,40 +419,33 @@ static int attempts(void *ctx, const char *tenant_id, const char *job_id, tf_sto
                               arg);
 }
 
+/* No row: no such job.  A row with a NULL id: a job without events. */
+static int decode_transition(const PGresult *res, int row, void *item) {
+    if (PQgetisnull(res, row, 0)) {
+        return 1;
+    }
+    int64_t from = tf__pg_int(res, row, 1, -1), to = tf__pg_int(res, row, 2, -1);
+    tf_transition_t *t = item;
+    *t = (tf_transition_t){
+        .id = tf__pg_int(res, row, 0, 0),
+        .from_state = (int)from,
+        .to_state = (tf_job_state_t)to,
+        .reason = tf__pg_text(res, row, 4),
+        .actor = tf__pg_text(res, row, 5),
+    };
+    if (from < -1 || from >= TF_JOB_STATE_COUNT || to < 0 || to >= TF_JOB_STATE_COUNT ||
+        tf__pg_time(res, row, 3, &t->at_ms) != 0) {
+        return TF_EIO;
+    }
+    return 0;
+}
+
 static void transitions_done(const tf_pg_reply_t *reply, void *arg) {
     tf__pg_pending_t *p = arg;
-    tf_store_transitions_cb cb = (tf_store_transitions_cb)p->cb;
-    if (reply->status != 0) {
-        cb(p->arg, reply->status, 0, NULL, 0);
-        free(p);
-        return;
-    }
-    const PGresult *res = reply->results[0];
-    int rows = PQntuples(res), rc = 0;
-    tf_transition_t *list = rows > 0 ? calloc((size_t)rows, sizeof(*list)) : NULL;
+    tf_transition_t *list = NULL;
     size_t n = 0;
-    if (rows > 0 && list == NULL) {
-        rc = TF_ENOMEM;
-    }
-    for (int row = 0; rc == 0 && row < rows; row++) {
-        if (PQgetisnull(res, row, 0)) {
-            continue;
-        }
-        int64_t from = tf__pg_int(res, row, 1, -1), to = tf__pg_int(res, row, 2, -1);
-        tf_transition_t *t = &list[n++];
-        *t = (tf_transition_t){
-            .id = tf__pg_int(res, row, 0, 0),
-            .from_state = (int)from,
-            .to_state = (tf_job_state_t)to,
-            .reason = tf__pg_text(res, row, 4),
-            .actor = tf__pg_text(res, row, 5),
-        };
-        if (from < -1 || from >= TF_JOB_STATE_COUNT || to < 0 || to >= TF_JOB_STATE_COUNT ||
-            tf__pg_time(res, row, 3, &t->at_ms) != 0) {
-            rc = TF_EIO;
-        }
-    }
-    cb(p->arg, rc, rows > 0, rc == 0 ? list : NULL, rc == 0 ? n : 0);
+    int rc = tf__pg_rows(reply, sizeof(*list), decode_transition, (void **)&list, &n);
+    ((tf_store_transitions_cb)p->cb)(p->arg, rc, job_found(reply), list, n);
     free(list);
     free(p);
 }
@@ -553,27 +543,16 @@ static int retry(void *ctx, const char *tenant_id, const char *job_id, tf_job_st
 }
 
 /* Requeue: the jobs whose columns (from column 1) are set. */
+static int decode_requeued(const PGresult *res, int row, void *item) {
+    return PQgetisnull(res, row, 1) ? 1 : tf__pg_job(res, row, 1, item);
+}
+
 static void requeue_done(const tf_pg_reply_t *reply, void *arg) {
     tf__pg_pending_t *p = arg;
-    tf_store_jobs_cb cb = (tf_store_jobs_cb)p->cb;
-    if (reply->status != 0) {
-        cb(p->arg, reply->status, NULL, 0);
-        free(p);
-        return;
-    }
-    const PGresult *res = reply->results[0];
-    int rows = PQntuples(res), rc = 0;
-    tf_job_t *jobs = rows > 0 ? calloc((size_t)rows, sizeof(*jobs)) : NULL;
+    tf_job_t *jobs = NULL;
     size_t n = 0;
-    if (rows > 0 && jobs == NULL) {
-        rc = TF_ENOMEM;
-    }
-    for (int row = 0; rc == 0 && row < rows; row++) {
-        if (!PQgetisnull(res, row, 1)) {
-            rc = tf__pg_job(res, row, 1, &jobs[n++]);
-        }
-    }
-    cb(p->arg, rc, rc == 0 ? jobs : NULL, rc == 0 ? n : 0);
+    int rc = tf__pg_rows(reply, sizeof(*jobs), decode_requeued, (void **)&jobs, &n);
+    ((tf_store_jobs_cb)p->cb)(p->arg, rc, jobs, n);
     free(jobs);
     free(p);
 }

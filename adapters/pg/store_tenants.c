@@ -181,24 +181,16 @@ static int tenant_get(void *ctx, const char *id, tf_tenant_cb cb, void *arg) {
     return tf__pg_run_pending(ctx, "tenants_get", values, 1, tenant_done, (void (*)(void))cb, arg);
 }
 
+static int decode_tenant_row(const PGresult *res, int row, void *item) {
+    return decode_tenant(res, row, item);
+}
+
 static void tenants_done(const tf_pg_reply_t *reply, void *arg) {
     tf__pg_pending_t *p = arg;
-    tf_tenants_cb cb = (tf_tenants_cb)p->cb;
-    if (reply->status != 0) {
-        cb(p->arg, reply->status, NULL, 0);
-        free(p);
-        return;
-    }
-    const PGresult *res = reply->results[0];
-    int n = PQntuples(res), rc = 0;
-    tf_tenant_t *list = n > 0 ? calloc((size_t)n, sizeof(*list)) : NULL;
-    if (n > 0 && list == NULL) {
-        rc = TF_ENOMEM;
-    }
-    for (int row = 0; rc == 0 && row < n; row++) {
-        rc = decode_tenant(res, row, &list[row]);
-    }
-    cb(p->arg, rc, rc == 0 ? list : NULL, rc == 0 ? (size_t)n : 0);
+    tf_tenant_t *list = NULL;
+    size_t n = 0;
+    int rc = tf__pg_rows(reply, sizeof(*list), decode_tenant_row, (void **)&list, &n);
+    ((tf_tenants_cb)p->cb)(p->arg, rc, list, n);
     free(list);
     free(p);
 }
@@ -331,7 +323,8 @@ static int decode_counts(const char *text, int64_t counts[TF_JOB_STATE_COUNT]) {
     return 0;
 }
 
-static int decode_status(const PGresult *res, int row, tf_queue_status_t *q) {
+static int decode_status(const PGresult *res, int row, void *item) {
+    tf_queue_status_t *q = item;
     *q = (tf_queue_status_t){
         .queue = {.name = tf__pg_text(res, row, 0),
                   .max_running = tf__pg_int(res, row, 1, TF_NO_CAP),
@@ -347,22 +340,10 @@ static int decode_status(const PGresult *res, int row, tf_queue_status_t *q) {
 
 static void status_done(const tf_pg_reply_t *reply, void *arg) {
     tf__pg_pending_t *p = arg;
-    tf_queue_status_cb cb = (tf_queue_status_cb)p->cb;
-    if (reply->status != 0) {
-        cb(p->arg, reply->status, NULL, 0);
-        free(p);
-        return;
-    }
-    const PGresult *res = reply->results[0];
-    int n = PQntuples(res), rc = 0;
-    tf_queue_status_t *list = n > 0 ? calloc((size_t)n, sizeof(*list)) : NULL;
-    if (n > 0 && list == NULL) {
-        rc = TF_ENOMEM;
-    }
-    for (int row = 0; rc == 0 && row < n; row++) {
-        rc = decode_status(res, row, &list[row]);
-    }
-    cb(p->arg, rc, rc == 0 ? list : NULL, rc == 0 ? (size_t)n : 0);
+    tf_queue_status_t *list = NULL;
+    size_t n = 0;
+    int rc = tf__pg_rows(reply, sizeof(*list), decode_status, (void **)&list, &n);
+    ((tf_queue_status_cb)p->cb)(p->arg, rc, list, n);
     free(list);
     free(p);
 }

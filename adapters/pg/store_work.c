@@ -47,32 +47,23 @@ static void decode_policy(const char *text, tf_retry_policy_t *out) {
 
 /* ---- claims ---- */
 
+static int decode_candidate(const PGresult *res, int row, void *item) {
+    *(tf_candidate_t *)item = (tf_candidate_t){
+        .tenant_id = PQgetvalue(res, row, 0),
+        .weight = (int)tf__pg_int(res, row, 1, 1),
+        .backlog = (int)tf__pg_int(res, row, 2, 0),
+        .vtime = strtod(PQgetvalue(res, row, 3), NULL),
+    };
+    return 0;
+}
+
 static void candidates_done(const tf_pg_reply_t *reply, void *arg) {
     tf__pg_pending_t *p = arg;
-    tf_store_candidates_cb cb = (tf_store_candidates_cb)p->cb;
-    if (reply->status != 0) {
-        cb(p->arg, reply->status, NULL, 0, 0);
-        free(p);
-        return;
-    }
-    const PGresult *res = reply->results[0];
-    int n = PQntuples(res);
-    tf_candidate_t *list = n > 0 ? calloc((size_t)n, sizeof(*list)) : NULL;
-    if (n > 0 && list == NULL) {
-        cb(p->arg, TF_ENOMEM, NULL, 0, 0);
-        free(p);
-        return;
-    }
-    for (int row = 0; row < n; row++) {
-        list[row] = (tf_candidate_t){
-            .tenant_id = PQgetvalue(res, row, 0),
-            .weight = (int)tf__pg_int(res, row, 1, 1),
-            .backlog = (int)tf__pg_int(res, row, 2, 0),
-            .vtime = strtod(PQgetvalue(res, row, 3), NULL),
-        };
-    }
-    double vclock = n > 0 ? strtod(PQgetvalue(res, 0, 4), NULL) : 0;
-    cb(p->arg, 0, list, (size_t)n, vclock);
+    tf_candidate_t *list = NULL;
+    size_t n = 0;
+    int rc = tf__pg_rows(reply, sizeof(*list), decode_candidate, (void **)&list, &n);
+    double vclock = n > 0 ? strtod(PQgetvalue(reply->results[0], 0, 4), NULL) : 0;
+    ((tf_store_candidates_cb)p->cb)(p->arg, rc, list, n, vclock);
     free(list);
     free(p);
 }
@@ -84,43 +75,33 @@ static int candidates(void *ctx, const char *queue, int builtin, tf_store_candid
                               (void (*)(void))cb, arg);
 }
 
+static int decode_claimed(const PGresult *res, int row, void *item) {
+    tf_claimed_job_t *j = item;
+    *j = (tf_claimed_job_t){
+        .id = tf__pg_text(res, row, TF_CLAIM_COL_ID),
+        .tenant_id = tf__pg_text(res, row, TF_CLAIM_COL_TENANT),
+        .queue = tf__pg_text(res, row, TF_CLAIM_COL_QUEUE),
+        .type = tf__pg_text(res, row, TF_CLAIM_COL_TYPE),
+        .payload = tf__pg_text(res, row, TF_CLAIM_COL_PAYLOAD),
+        .attempt = (int)tf__pg_int(res, row, TF_CLAIM_COL_ATTEMPT, 1),
+        .max_attempts = (int)tf__pg_int(res, row, TF_CLAIM_COL_MAX_ATTEMPTS, 1),
+        .lease_token = tf__pg_text(res, row, TF_CLAIM_COL_LEASE_TOKEN),
+        .timeout_ms = tf__pg_int(res, row, TF_CLAIM_COL_TIMEOUT_MS, -1),
+        .executor = tf__pg_text(res, row, TF_CLAIM_COL_EXECUTOR),
+        .executor_kind = tf__pg_text(res, row, TF_CLAIM_COL_EXECUTOR_KIND),
+        .correlation_id = tf__pg_text(res, row, TF_CLAIM_COL_CORRELATION),
+        .signing_secret_hex = tf__pg_text(res, row, TF_CLAIM_COL_SIGNING_SECRET),
+    };
+    int rc = tf__pg_time(res, row, TF_CLAIM_COL_LEASE_EXPIRES, &j->lease_expires_at_ms);
+    return rc != 0 ? rc : tf__pg_time(res, row, TF_CLAIM_COL_CREATED_AT, &j->created_at_ms);
+}
+
 static void claim_done(const tf_pg_reply_t *reply, void *arg) {
     tf__pg_pending_t *p = arg;
-    tf_store_claimed_cb cb = (tf_store_claimed_cb)p->cb;
-    if (reply->status != 0) {
-        cb(p->arg, reply->status, NULL, 0);
-        free(p);
-        return;
-    }
-    const PGresult *res = reply->results[0];
-    int n = PQntuples(res), rc = 0;
-    tf_claimed_job_t *jobs = n > 0 ? calloc((size_t)n, sizeof(*jobs)) : NULL;
-    if (n > 0 && jobs == NULL) {
-        rc = TF_ENOMEM;
-    }
-    for (int row = 0; rc == 0 && row < n; row++) {
-        tf_claimed_job_t *j = &jobs[row];
-        *j = (tf_claimed_job_t){
-            .id = tf__pg_text(res, row, TF_CLAIM_COL_ID),
-            .tenant_id = tf__pg_text(res, row, TF_CLAIM_COL_TENANT),
-            .queue = tf__pg_text(res, row, TF_CLAIM_COL_QUEUE),
-            .type = tf__pg_text(res, row, TF_CLAIM_COL_TYPE),
-            .payload = tf__pg_text(res, row, TF_CLAIM_COL_PAYLOAD),
-            .attempt = (int)tf__pg_int(res, row, TF_CLAIM_COL_ATTEMPT, 1),
-            .max_attempts = (int)tf__pg_int(res, row, TF_CLAIM_COL_MAX_ATTEMPTS, 1),
-            .lease_token = tf__pg_text(res, row, TF_CLAIM_COL_LEASE_TOKEN),
-            .timeout_ms = tf__pg_int(res, row, TF_CLAIM_COL_TIMEOUT_MS, -1),
-            .executor = tf__pg_text(res, row, TF_CLAIM_COL_EXECUTOR),
-            .executor_kind = tf__pg_text(res, row, TF_CLAIM_COL_EXECUTOR_KIND),
-            .correlation_id = tf__pg_text(res, row, TF_CLAIM_COL_CORRELATION),
-            .signing_secret_hex = tf__pg_text(res, row, TF_CLAIM_COL_SIGNING_SECRET),
-        };
-        if (tf__pg_time(res, row, TF_CLAIM_COL_LEASE_EXPIRES, &j->lease_expires_at_ms) != 0 ||
-            tf__pg_time(res, row, TF_CLAIM_COL_CREATED_AT, &j->created_at_ms) != 0) {
-            rc = TF_EIO;
-        }
-    }
-    cb(p->arg, rc, rc == 0 ? jobs : NULL, rc == 0 ? (size_t)n : 0);
+    tf_claimed_job_t *jobs = NULL;
+    size_t n = 0;
+    int rc = tf__pg_rows(reply, sizeof(*jobs), decode_claimed, (void **)&jobs, &n);
+    ((tf_store_claimed_cb)p->cb)(p->arg, rc, jobs, n);
     free(jobs);
     free(p);
 }
@@ -172,37 +153,23 @@ static int claim(void *ctx, const tf_claim_t *c, tf_store_claimed_cb cb, void *a
 
 /* ---- the retry decision's inputs ---- */
 
+static int decode_failed(const PGresult *res, int row, void *item) {
+    tf_failed_job_t *job = item;
+    job->found = !PQgetisnull(res, row, 1);
+    job->attempts = (int)tf__pg_int(res, row, 2, 1);
+    decode_policy(tf__pg_text(res, row, 3), &job->policy);
+    return 0;
+}
+
 static void failed_done(const tf_pg_reply_t *reply, void *arg) {
     tf__pg_pending_t *p = arg;
-    tf_store_failed_cb cb = (tf_store_failed_cb)p->cb;
-    if (reply->status != 0) {
-        cb(p->arg, reply->status, NULL, 0);
-        free(p);
-        return;
+    tf_failed_job_t *jobs = NULL;
+    size_t n = 0;
+    int rc = tf__pg_rows(reply, sizeof(*jobs), decode_failed, (void **)&jobs, &n);
+    ((tf_store_failed_cb)p->cb)(p->arg, rc, jobs, n);
+    for (size_t i = 0; i < n; i++) {
+        tf_retry_policy_free(&jobs[i].policy);
     }
-    const PGresult *res = reply->results[0];
-    int n = PQntuples(res);
-    tf_failed_job_t *jobs = n > 0 ? calloc((size_t)n, sizeof(*jobs)) : NULL;
-    tf_retry_policy_t *policies = n > 0 ? calloc((size_t)n, sizeof(*policies)) : NULL;
-    if (n > 0 && (jobs == NULL || policies == NULL)) {
-        free(jobs), free(policies);
-        cb(p->arg, TF_ENOMEM, NULL, 0);
-        free(p);
-        return;
-    }
-    for (int row = 0; row < n; row++) {
-        decode_policy(tf__pg_text(res, row, 3), &policies[row]);
-        jobs[row] = (tf_failed_job_t){
-            .found = !PQgetisnull(res, row, 1),
-            .attempts = (int)tf__pg_int(res, row, 2, 1),
-            .policy = &policies[row],
-        };
-    }
-    cb(p->arg, 0, jobs, (size_t)n);
-    for (int row = 0; row < n; row++) {
-        tf_retry_policy_free(&policies[row]);
-    }
-    free(policies);
     free(jobs);
     free(p);
 }
@@ -404,42 +371,29 @@ static int promote(void *ctx, int limit, int64_t now_ms, tf_store_count_cb cb, v
     return tf__pg_run_pending(ctx, "work_promote", values, 2, count_done, (void (*)(void))cb, arg);
 }
 
+static int decode_expired(const PGresult *res, int row, void *item) {
+    tf_expired_t *x = item;
+    *x = (tf_expired_t){
+        .tenant_id = PQgetvalue(res, row, 0),
+        .job_id = PQgetvalue(res, row, 1),
+        .lease_token = PQgetvalue(res, row, 2),
+        .worker = PQgetvalue(res, row, 5),
+        .timed_out = tf__pg_bool(res, row, 6),
+        .job = {.found = 1, .attempts = (int)tf__pg_int(res, row, 3, 1)},
+    };
+    decode_policy(tf__pg_text(res, row, 4), &x->job.policy);
+    return 0;
+}
+
 static void expired_done(const tf_pg_reply_t *reply, void *arg) {
     tf__pg_pending_t *p = arg;
-    tf_store_expired_cb cb = (tf_store_expired_cb)p->cb;
-    if (reply->status != 0) {
-        cb(p->arg, reply->status, NULL, 0);
-        free(p);
-        return;
+    tf_expired_t *list = NULL;
+    size_t n = 0;
+    int rc = tf__pg_rows(reply, sizeof(*list), decode_expired, (void **)&list, &n);
+    ((tf_store_expired_cb)p->cb)(p->arg, rc, list, n);
+    for (size_t i = 0; i < n; i++) {
+        tf_retry_policy_free(&list[i].job.policy);
     }
-    const PGresult *res = reply->results[0];
-    int n = PQntuples(res);
-    tf_expired_t *list = n > 0 ? calloc((size_t)n, sizeof(*list)) : NULL;
-    tf_retry_policy_t *policies = n > 0 ? calloc((size_t)n, sizeof(*policies)) : NULL;
-    if (n > 0 && (list == NULL || policies == NULL)) {
-        free(list), free(policies);
-        cb(p->arg, TF_ENOMEM, NULL, 0);
-        free(p);
-        return;
-    }
-    for (int row = 0; row < n; row++) {
-        decode_policy(tf__pg_text(res, row, 4), &policies[row]);
-        list[row] = (tf_expired_t){
-            .tenant_id = PQgetvalue(res, row, 0),
-            .job_id = PQgetvalue(res, row, 1),
-            .lease_token = PQgetvalue(res, row, 2),
-            .worker = PQgetvalue(res, row, 5),
-            .timed_out = tf__pg_bool(res, row, 6),
-            .job = {.found = 1,
-                    .attempts = (int)tf__pg_int(res, row, 3, 1),
-                    .policy = &policies[row]},
-        };
-    }
-    cb(p->arg, 0, list, (size_t)n);
-    for (int row = 0; row < n; row++) {
-        tf_retry_policy_free(&policies[row]);
-    }
-    free(policies);
     free(list);
     free(p);
 }
@@ -499,26 +453,17 @@ static int next_due(void *ctx, int64_t now_ms, tf_store_next_due_cb cb, void *ar
                               arg);
 }
 
+static int decode_name(const PGresult *res, int row, void *item) {
+    *(const char **)item = PQgetvalue(res, row, 0);
+    return 0;
+}
+
 static void names_done(const tf_pg_reply_t *reply, void *arg) {
     tf__pg_pending_t *p = arg;
-    tf_store_names_cb cb = (tf_store_names_cb)p->cb;
-    if (reply->status != 0) {
-        cb(p->arg, reply->status, NULL, 0);
-        free(p);
-        return;
-    }
-    const PGresult *res = reply->results[0];
-    int n = PQntuples(res);
-    const char **names = n > 0 ? calloc((size_t)n, sizeof(*names)) : NULL;
-    if (n > 0 && names == NULL) {
-        cb(p->arg, TF_ENOMEM, NULL, 0);
-        free(p);
-        return;
-    }
-    for (int row = 0; row < n; row++) {
-        names[row] = PQgetvalue(res, row, 0);
-    }
-    cb(p->arg, 0, names, (size_t)n);
+    const char **names = NULL;
+    size_t n = 0;
+    int rc = tf__pg_rows(reply, sizeof(*names), decode_name, (void **)&names, &n);
+    ((tf_store_names_cb)p->cb)(p->arg, rc, names, n);
     free(names);
     free(p);
 }

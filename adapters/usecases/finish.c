@@ -92,7 +92,7 @@ static void decide_ok(finish_t *f, item_t *it) {
 static void decide_failure(finish_t *f, item_t *it, const tf_failed_job_t *job) {
     tf_retry_decision_t d;
     int attempt = job->attempts < 1 ? 1 : job->attempts;
-    if (tf_retry_decide(job->policy, attempt, it->error_type, it->retryable != 0, tf_uc_now(f->uc),
+    if (tf_retry_decide(&job->policy, attempt, it->error_type, it->retryable != 0, tf_uc_now(f->uc),
                         &f->uc->uuids->rng, &d) != 0) {
         d.outcome = TF_RETRY_OUTCOME_FAILED;
     }
