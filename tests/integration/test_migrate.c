@@ -30,6 +30,7 @@
 #include <libpq-fe.h>
 
 #include "adapters/pg/migrate.h"
+#include "tests/integration/it_db.h"
 #include "engine/error.h"
 
 #define CONNINFO_MAX 1024
@@ -41,49 +42,6 @@ typedef struct {
 } fixture_t;
 
 /* ---- database plumbing -------------------------------------------------- */
-
-static void append_kv(char *out, size_t len, const char *key, const char *value) {
-    size_t n = strlen(out);
-    n += (size_t)snprintf(out + n, len - n, "%s%s='", n > 0 ? " " : "", key);
-    for (const char *p = value; *p != '\0' && n + 3 < len; p++) {
-        if (*p == '\'' || *p == '\\') {
-            out[n++] = '\\';
-        }
-        out[n++] = *p;
-    }
-    snprintf(out + n, len - n, "'");
-}
-
-/* `base` (URL or key=value) pointed at database `db`. */
-static void conninfo_for(const char *base, const char *db, char *out, size_t len) {
-    char *err = NULL;
-    PQconninfoOption *opts = PQconninfoParse(base, &err);
-    if (opts == NULL) {
-        fail_msg("TASKFLOW_TEST_DATABASE_URL does not parse: %s", err ? err : "?");
-    }
-    out[0] = '\0';
-    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
-        if (o->val != NULL && strcmp(o->keyword, "dbname") != 0) {
-            append_kv(out, len, o->keyword, o->val);
-        }
-    }
-    PQconninfoFree(opts);
-    append_kv(out, len, "dbname", db);
-}
-
-static void quiet(void *arg, const char *message) {
-    (void)arg;
-    (void)message;
-}
-
-static PGconn *connect_or_fail(const char *conninfo) {
-    PGconn *conn = PQconnectdb(conninfo);
-    if (PQstatus(conn) != CONNECTION_OK) {
-        fail_msg("cannot connect to the test database: %s", PQerrorMessage(conn));
-    }
-    PQsetNoticeProcessor(conn, quiet, NULL);
-    return conn;
-}
 
 /* Runs SQL and returns the first value of the first row ("" if none). */
 static const char *sql_value(PGconn *conn, const char *sql) {
@@ -111,12 +69,6 @@ static void sql_fails(PGconn *conn, const char *sql, const char *sqlstate) {
     PQclear(res);
 }
 
-static void server_exec(const char *sql) {
-    PGconn *conn = connect_or_fail(getenv("TASKFLOW_TEST_DATABASE_URL"));
-    sql_value(conn, sql);
-    PQfinish(conn);
-}
-
 static int setup(void **state) {
     static int counter;
     const char *url = getenv("TASKFLOW_TEST_DATABASE_URL");
@@ -124,11 +76,11 @@ static int setup(void **state) {
     snprintf(f->db, sizeof(f->db), "tf_it_mig_%ld_%d", (long)getpid(), ++counter);
     char sql[160];
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", f->db);
-    server_exec(sql);
+    it_server_exec(sql);
     snprintf(sql, sizeof(sql), "CREATE DATABASE %s", f->db);
-    server_exec(sql);
-    conninfo_for(url, f->db, f->conninfo, sizeof(f->conninfo));
-    f->conn = connect_or_fail(f->conninfo);
+    it_server_exec(sql);
+    it_conninfo_for(url, f->db, NULL, f->conninfo, sizeof(f->conninfo));
+    f->conn = it_connect(f->conninfo);
     *state = f;
     return 0;
 }
@@ -138,7 +90,7 @@ static int teardown(void **state) {
     PQfinish(f->conn);
     char sql[160];
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", f->db);
-    server_exec(sql);
+    it_server_exec(sql);
     free(f);
     return 0;
 }
