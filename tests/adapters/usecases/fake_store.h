@@ -68,10 +68,28 @@ typedef enum {
 
 static inline const char *fk_op_name(fk_op_t op) {
     static const char *const names[FK_OP_COUNT] = {
-        "submit",   "get",        "get_by_key", "get_many",       "list",    "attempts",
-        "transitions", "cancel",  "retry",      "requeue",        "candidates", "claim",
-        "failed_jobs", "finish",  "heartbeat",  "promote",        "expired", "release",
-        "next_due", "builtin_queues", "ping",   "gauges",
+        [FK_SUBMIT] = "submit",
+        [FK_GET] = "get",
+        [FK_GET_BY_KEY] = "get_by_key",
+        [FK_GET_MANY] = "get_many",
+        [FK_LIST] = "list",
+        [FK_ATTEMPTS] = "attempts",
+        [FK_TRANSITIONS] = "transitions",
+        [FK_CANCEL] = "cancel",
+        [FK_RETRY] = "retry",
+        [FK_REQUEUE] = "requeue",
+        [FK_CANDIDATES] = "candidates",
+        [FK_CLAIM] = "claim",
+        [FK_FAILED_JOBS] = "failed_jobs",
+        [FK_FINISH] = "finish",
+        [FK_HEARTBEAT] = "heartbeat",
+        [FK_PROMOTE] = "promote",
+        [FK_EXPIRED] = "expired",
+        [FK_RELEASE] = "release",
+        [FK_NEXT_DUE] = "next_due",
+        [FK_BUILTIN_QUEUES] = "builtin_queues",
+        [FK_PING] = "ping",
+        [FK_GAUGES] = "gauges",
     };
     return (unsigned)op < FK_OP_COUNT ? names[op] : "?";
 }
@@ -268,8 +286,7 @@ static inline char **fake_strdupv(fake_store_t *fs, const char *const *v, size_t
  * when the op is set to fail (nothing to queue then). */
 static inline int fake_begin(fake_store_t *fs, fk_op_t op) {
     if (fs->calls[op] >= FAKE_MAX_CALLS) {
-        fail_msg("store->%s called more than %d times (spinning?)", fk_op_name(op),
-                 FAKE_MAX_CALLS);
+        fail_msg("store->%s called more than %d times (spinning?)", fk_op_name(op), FAKE_MAX_CALLS);
     }
     return fs->calls[op]++;
 }
@@ -341,13 +358,13 @@ static inline int fake_get_common(fake_store_t *fs, fk_op_t op, fake_get_call_t 
                                   const char *tenant_id, const char *what, fake_fn_t cb,
                                   void *arg) {
     int c = fake_begin(fs, op);
-    rec[c] = (fake_get_call_t){.tenant_id = fake_strdup(fs, tenant_id),
-                               .what = fake_strdup(fs, what)};
+    rec[c] =
+        (fake_get_call_t){.tenant_id = fake_strdup(fs, tenant_id), .what = fake_strdup(fs, what)};
     return fake_queue(fs, op, c, cb, arg);
 }
 
-static inline int fake_get(void *ctx, const char *tenant_id, const char *job_id,
-                           tf_store_job_cb cb, void *arg) {
+static inline int fake_get(void *ctx, const char *tenant_id, const char *job_id, tf_store_job_cb cb,
+                           void *arg) {
     fake_store_t *fs = ctx;
     return fake_get_common(fs, FK_GET, fs->get, tenant_id, job_id, (fake_fn_t)cb, arg);
 }
@@ -367,12 +384,12 @@ static inline int fake_attempts(void *ctx, const char *tenant_id, const char *jo
 static inline int fake_transitions(void *ctx, const char *tenant_id, const char *job_id,
                                    tf_store_transitions_cb cb, void *arg) {
     fake_store_t *fs = ctx;
-    return fake_get_common(fs, FK_TRANSITIONS, fs->transitions, tenant_id, job_id,
-                           (fake_fn_t)cb, arg);
+    return fake_get_common(fs, FK_TRANSITIONS, fs->transitions, tenant_id, job_id, (fake_fn_t)cb,
+                           arg);
 }
 
-static inline int fake_get_many(void *ctx, const char *tenant_id, const char *const *ids,
-                                size_t n, tf_store_jobs_cb cb, void *arg) {
+static inline int fake_get_many(void *ctx, const char *tenant_id, const char *const *ids, size_t n,
+                                tf_store_jobs_cb cb, void *arg) {
     fake_store_t *fs = ctx;
     int c = fake_begin(fs, FK_GET_MANY);
     fs->get_many[c] = (fake_get_many_call_t){
@@ -401,9 +418,8 @@ static inline int fake_list(void *ctx, const tf_job_query_t *query, tf_store_job
 
 static inline int fake_action_common(fake_store_t *fs, fk_op_t op, fake_action_call_t *rec,
                                      const char *tenant_id, const char *job_id,
-                                     tf_job_state_set_t from, tf_job_state_t to,
-                                     const char *actor, int64_t now_ms, tf_store_action_cb cb,
-                                     void *arg) {
+                                     tf_job_state_set_t from, tf_job_state_t to, const char *actor,
+                                     int64_t now_ms, tf_store_action_cb cb, void *arg) {
     int c = fake_begin(fs, op);
     rec[c] = (fake_action_call_t){.tenant_id = fake_strdup(fs, tenant_id),
                                   .job_id = fake_strdup(fs, job_id),
@@ -418,22 +434,22 @@ static inline int fake_cancel(void *ctx, const char *tenant_id, const char *job_
                               tf_job_state_set_t from, tf_job_state_t to, const char *actor,
                               int64_t now_ms, tf_store_action_cb cb, void *arg) {
     fake_store_t *fs = ctx;
-    return fake_action_common(fs, FK_CANCEL, fs->cancel, tenant_id, job_id, from, to, actor,
-                              now_ms, cb, arg);
+    return fake_action_common(fs, FK_CANCEL, fs->cancel, tenant_id, job_id, from, to, actor, now_ms,
+                              cb, arg);
 }
 
 static inline int fake_retry(void *ctx, const char *tenant_id, const char *job_id,
                              tf_job_state_set_t from, tf_job_state_t to, const char *actor,
                              int64_t now_ms, tf_store_action_cb cb, void *arg) {
     fake_store_t *fs = ctx;
-    return fake_action_common(fs, FK_RETRY, fs->retry, tenant_id, job_id, from, to, actor,
-                              now_ms, cb, arg);
+    return fake_action_common(fs, FK_RETRY, fs->retry, tenant_id, job_id, from, to, actor, now_ms,
+                              cb, arg);
 }
 
 static inline int fake_requeue(void *ctx, const char *tenant_id, const char *const *ids,
-                               size_t nids, const char *queue, int limit,
-                               tf_job_state_set_t from, tf_job_state_t to, const char *actor,
-                               int64_t now_ms, tf_store_jobs_cb cb, void *arg) {
+                               size_t nids, const char *queue, int limit, tf_job_state_set_t from,
+                               tf_job_state_t to, const char *actor, int64_t now_ms,
+                               tf_store_jobs_cb cb, void *arg) {
     fake_store_t *fs = ctx;
     int c = fake_begin(fs, FK_REQUEUE);
     fs->requeue[c] = (fake_requeue_call_t){.tenant_id = fake_strdup(fs, tenant_id),
@@ -452,8 +468,8 @@ static inline int fake_candidates(void *ctx, const char *queue, int builtin,
                                   tf_store_candidates_cb cb, void *arg) {
     fake_store_t *fs = ctx;
     int c = fake_begin(fs, FK_CANDIDATES);
-    fs->candidates[c] = (fake_candidates_call_t){.queue = fake_strdup(fs, queue),
-                                                 .builtin = builtin};
+    fs->candidates[c] =
+        (fake_candidates_call_t){.queue = fake_strdup(fs, queue), .builtin = builtin};
     return fake_queue(fs, FK_CANDIDATES, c, (fake_fn_t)cb, arg);
 }
 
@@ -494,8 +510,8 @@ static inline int fake_failed_jobs(void *ctx, const char *const *tenants, const 
 }
 
 static inline int fake_finish(void *ctx, const tf_finish_t *items, size_t n,
-                              const tf_event_buf_t *events, int64_t now_ms,
-                              tf_store_finished_cb cb, void *arg) {
+                              const tf_event_buf_t *events, int64_t now_ms, tf_store_finished_cb cb,
+                              void *arg) {
     fake_store_t *fs = ctx;
     int c = fake_begin(fs, FK_FINISH);
     if (n < 1 || n > 1000) {
@@ -650,8 +666,7 @@ static inline void fake_deliver_action(fake_store_t *fs, fk_op_t op, int status,
 }
 
 static inline void fake_deliver_candidates(fake_store_t *fs, int status,
-                                           const tf_candidate_t *tenants, size_t n,
-                                           double vclock) {
+                                           const tf_candidate_t *tenants, size_t n, double vclock) {
     fake_pending_t p = fake_take(fs, FK_CANDIDATES);
     ((tf_store_candidates_cb)p.fn)(p.arg, status, tenants, n, vclock);
 }
@@ -668,8 +683,8 @@ static inline void fake_deliver_failed_jobs(fake_store_t *fs, int status,
     ((tf_store_failed_cb)p.fn)(p.arg, status, jobs, n);
 }
 
-static inline void fake_deliver_finished(fake_store_t *fs, int status,
-                                         const tf_finished_t *results, size_t n) {
+static inline void fake_deliver_finished(fake_store_t *fs, int status, const tf_finished_t *results,
+                                         size_t n) {
     fake_pending_t p = fake_take(fs, FK_FINISH);
     ((tf_store_finished_cb)p.fn)(p.arg, status, results, n);
 }
@@ -692,8 +707,7 @@ static inline void fake_deliver_expired(fake_store_t *fs, int status, const tf_e
     ((tf_store_expired_cb)p.fn)(p.arg, status, list, n);
 }
 
-static inline void fake_deliver_next_due(fake_store_t *fs, int status, int any,
-                                         int64_t due_in_ms) {
+static inline void fake_deliver_next_due(fake_store_t *fs, int status, int any, int64_t due_in_ms) {
     fake_pending_t p = fake_take(fs, FK_NEXT_DUE);
     ((tf_store_next_due_cb)p.fn)(p.arg, status, any, due_in_ms);
 }
@@ -775,8 +789,8 @@ static inline int fake_clock_set_ms(void *ctx, int64_t ms) {
 
 static inline void fake_clock_init(fake_clock_t *clock, int64_t now) {
     clock->now = now;
-    clock->port = (tf_clock_t){.now_ms = fake_clock_now_ms, .set_ms = fake_clock_set_ms,
-                               .ctx = clock};
+    clock->port =
+        (tf_clock_t){.now_ms = fake_clock_now_ms, .set_ms = fake_clock_set_ms, .ctx = clock};
 }
 
 /* ---- one use-case context on fake ports ---- */
@@ -798,7 +812,9 @@ static inline fake_env_t *fake_env_new(void) {
     fake_store_init(&env->store);
     fake_clock_init(&env->clock, FAKE_T0_MS);
     tf_uuid_gen_init(&env->uuids, FAKE_SEED);
-    env->uc = (tf_uc_t){.store = &env->store.port, .tenants = NULL, .clock = &env->clock.port,
+    env->uc = (tf_uc_t){.store = &env->store.port,
+                        .tenants = NULL,
+                        .clock = &env->clock.port,
                         .uuids = &env->uuids};
     return env;
 }
@@ -822,12 +838,12 @@ static inline void fake_store_assert_idle(const fake_store_t *fs) {
 /* ---- small helpers for assertions ---- */
 
 /* a == b for doubles, with the values in the message. */
-#define fake_assert_double_equal(a, b)                                                       \
-    do {                                                                                     \
-        double fake_a_ = (a), fake_b_ = (b);                                                 \
-        if (!(fake_a_ == fake_b_)) {                                                         \
-            fail_msg("%s == %.17g, expected %.17g", #a, fake_a_, fake_b_);                   \
-        }                                                                                    \
+#define fake_assert_double_equal(a, b)                                                             \
+    do {                                                                                           \
+        double fake_a_ = (a), fake_b_ = (b);                                                       \
+        if (!(fake_a_ == fake_b_)) {                                                               \
+            fail_msg("%s == %.17g, expected %.17g", #a, fake_a_, fake_b_);                         \
+        }                                                                                          \
     } while (0)
 
 /* Copies `src` (NULL allowed) into a fixed buffer, "(null)" for NULL. */
