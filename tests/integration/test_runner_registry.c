@@ -226,7 +226,7 @@ static void submit(fixture_t *f, size_t n, const char *const *executors,
                                  .actor = "test"};
         snprintf(jobs[i].tenant_id, sizeof(jobs[i].tenant_id), "%s", TENANT);
         tf_uc_job_stamp(&f->uc, &jobs[i], TF_TIME_NONE, -1);
-        snprintf(ids[i], TF_ID_LEN, "%s", jobs[i].id);
+        memcpy(ids[i], jobs[i].id, TF_ID_LEN);
         ptrs[i] = &jobs[i];
     }
     submitted_t s = {0};
