@@ -20,7 +20,7 @@
 #include <openssl/rand.h>
 
 #include "adapters/api/cursor.h"
-#include "adapters/api/job_input.h"
+#include "adapters/jobspec/job_input.h"
 #include "adapters/api/routes.h"
 #include "adapters/usecases/tenants.h"
 #include "engine/error.h"

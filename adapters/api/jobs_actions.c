@@ -15,7 +15,7 @@
 
 #include <jansson.h>
 
-#include "adapters/api/job_input.h"
+#include "adapters/jobspec/job_input.h"
 #include "adapters/api/job_json.h"
 #include "adapters/api/jobs.h"
 #include "adapters/usecases/actions.h"

@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "adapters/api/cursor.h"
-#include "adapters/api/job_input.h"
+#include "adapters/jobspec/job_input.h"
 #include "adapters/api/job_json.h"
 #include "adapters/api/jobs.h"
 #include "adapters/usecases/read.h"

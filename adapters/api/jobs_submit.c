@@ -15,11 +15,68 @@
 
 #include "adapters/api/jobs.h"
 #include "adapters/api/job_json.h"
-#include "adapters/api/submission.h"
+#include "adapters/jobspec/submission.h"
 #include "engine/error.h"
 
 /* The position of the first missing parent in the job's depends_on, for
  * the 422 ("depends_on[2]"), and its message. */
+static void key_time(tf_jbuf_t *b, const char *key, int64_t ms) {
+    tf_jbuf_key(b, key);
+    tf_api_time(b, ms);
+}
+
+static void write_submitted(tf_jbuf_t *b, const tf_submission_t *s, tf_job_state_t state) {
+    const tf_new_job_t *j = &s->job;
+    tf_jbuf_obj_open(b);
+    tf_jbuf_key(b, "id");
+    tf_jbuf_str(b, j->id);
+    tf_jbuf_key(b, "tenant_id");
+    tf_jbuf_str(b, j->tenant_id);
+    tf_jbuf_key(b, "queue");
+    tf_jbuf_str(b, j->queue);
+    tf_jbuf_key(b, "type");
+    tf_jbuf_str(b, j->type);
+    tf_jbuf_key(b, "state");
+    tf_jbuf_str(b, tf_job_state_name(state));
+    tf_jbuf_key(b, "priority");
+    tf_jbuf_int(b, j->priority);
+    tf_jbuf_key(b, "payload");
+    tf_jbuf_raw(b, j->payload);
+    tf_jbuf_key(b, "attempts");
+    tf_jbuf_int(b, 0);
+    tf_jbuf_key(b, "max_attempts");
+    tf_jbuf_int(b, j->max_attempts);
+    key_time(b, "run_at", j->run_at_ms);
+    key_time(b, "created_at", j->created_at_ms);
+    key_time(b, "updated_at", j->created_at_ms);
+    tf_jbuf_key(b, "started_at");
+    tf_jbuf_null(b);
+    key_time(b, "finished_at", state == TF_JOB_CANCELLED ? j->created_at_ms : TF_TIME_NONE);
+    tf_jbuf_key(b, "last_error");
+    tf_jbuf_null(b);
+    tf_jbuf_key(b, "result");
+    tf_jbuf_null(b);
+    tf_jbuf_key(b, "correlation_id");
+    tf_jbuf_str(b, j->correlation_id);
+    tf_jbuf_key(b, "parent_id");
+    tf_jbuf_str(b, j->parent_id);
+    tf_jbuf_key(b, "rule_id");
+    tf_jbuf_str(b, j->rule_id);
+    tf_jbuf_key(b, "depends_on");
+    tf_jbuf_raw(b, j->depends_on);
+    tf_jbuf_key(b, "retry_policy");
+    tf_jbuf_raw(b, s->retry_policy);
+    tf_jbuf_key(b, "executor");
+    tf_jbuf_raw(b, j->executor);
+    tf_jbuf_key(b, "metadata");
+    tf_jbuf_raw(b, j->metadata);
+    tf_jbuf_key(b, "timeout_ms");
+    tf_jbuf_int(b, j->timeout_ms);
+    tf_jbuf_key(b, "idempotency_key");
+    tf_jbuf_str(b, j->idempotency_key);
+    tf_jbuf_obj_close(b);
+}
+
 static void answer_missing_parent(tf_http_req_t *req, const tf_submission_t *sub,
                                   const char *missing, const char *prefix) {
     char field[64], message[200];
@@ -43,13 +100,13 @@ static void answer_missing_parent(tf_http_req_t *req, const tf_submission_t *sub
 
 static void submitted(void *arg, int status, const tf_uc_submitted_t *r) {
     tf_submission_t *sub = arg;
-    tf_http_req_t *req = sub->req;
+    tf_http_req_t *req = sub->user;
     tf_jbuf_t b;
     tf_jbuf_init(&b);
     if (status != 0) {
         tf_api_respond_status(req, status);
     } else if (r->outcome == TF_UC_SUBMIT_CREATED) {
-        tf_submission_write_job(&b, sub, r->state);
+        write_submitted(&b, sub, r->state);
         tf_api_respond_jbuf(req, 201, &b);
     } else if (r->outcome == TF_UC_SUBMIT_EXISTING) {
         tf_api_respond_built(req, 200, &b, tf_job_json_write(&b, r->existing));
@@ -87,7 +144,7 @@ void tf__api_submit(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t 
     }
     json_decref(body);
     if (rc == 0) {
-        sub->req = req;
+        sub->user = req;
         rc = tf_submitter_submit(lp->submitter, &sub->job, submitted, sub);
         if (rc != 0) {
             tf_submission_free(sub);
@@ -154,7 +211,7 @@ static void batch_written(void *arg, int status, const tf_uc_batch_t *r) {
             if (r->existing[i] != NULL) {
                 rc = tf_job_json_write(&b, r->existing[i]);
             } else {
-                tf_submission_write_job(&b, bt->subs[i], r->states[i]);
+                write_submitted(&b, bt->subs[i], r->states[i]);
             }
         }
         tf_jbuf_arr_close(&b);

@@ -25,7 +25,7 @@
 #include <jansson.h>
 
 #include "adapters/api/api.h"
-#include "adapters/api/job_input.h"
+#include "adapters/jobspec/job_input.h"
 
 #define TF_WORKER_ID_MAX 128 /* bytes */
 

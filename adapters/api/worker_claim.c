@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "adapters/api/job_input.h"
+#include "adapters/jobspec/job_input.h"
 #include "adapters/api/worker_api.h"
 #include "adapters/usecases/claim.h"
 #include "engine/error.h"

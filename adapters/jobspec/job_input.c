@@ -5,7 +5,7 @@
  * checks its JSON type and range; an unknown key is an error naming it.
  * Cross-field rules (run_at vs delay_ms) run after the walk.
  */
-#include "adapters/api/job_input.h"
+#include "adapters/jobspec/job_input.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "adapters/api/job_input.h"
+#include "adapters/jobspec/job_input.h"
 #include "engine/error.h"
 
 static json_t *parse(const char *text) {

@@ -1,16 +1,18 @@
 /*
  * submission.c - a validated job in insertable form (see submission.h).
  */
-#include "adapters/api/submission.h"
+#include "adapters/jobspec/submission.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "adapters/api/api.h"
+#include <openssl/sha.h>
+
 #include "adapters/json/retry_json.h"
 #include "adapters/usecases/submit.h"
 #include "engine/error.h"
+#include "engine/hex.h"
 #include "engine/job.h"
 
 static char *dump(const json_t *v) {
@@ -56,9 +58,9 @@ static char *depends_json(const tf_job_input_t *in) {
 
 static void hash_body(const json_t *body, char out[65]) {
     char *canonical = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
-    uint8_t digest[TF_TOKEN_HASH_LEN];
-    tf_token_hash(canonical != NULL ? canonical : "", canonical != NULL ? strlen(canonical) : 0,
-                  digest);
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)(canonical != NULL ? canonical : ""),
+           canonical != NULL ? strlen(canonical) : 0, digest);
     tf_hex_encode(digest, sizeof(digest), out);
     free(canonical);
 }
@@ -141,61 +143,4 @@ void tf_submission_free(tf_submission_t *s) {
     free(s->correlation_id);
     free(s->depends_on);
     free(s);
-}
-
-static void key_time(tf_jbuf_t *b, const char *key, int64_t ms) {
-    tf_jbuf_key(b, key);
-    tf_api_time(b, ms);
-}
-
-void tf_submission_write_job(tf_jbuf_t *b, const tf_submission_t *s, tf_job_state_t state) {
-    const tf_new_job_t *j = &s->job;
-    tf_jbuf_obj_open(b);
-    tf_jbuf_key(b, "id");
-    tf_jbuf_str(b, j->id);
-    tf_jbuf_key(b, "tenant_id");
-    tf_jbuf_str(b, j->tenant_id);
-    tf_jbuf_key(b, "queue");
-    tf_jbuf_str(b, j->queue);
-    tf_jbuf_key(b, "type");
-    tf_jbuf_str(b, j->type);
-    tf_jbuf_key(b, "state");
-    tf_jbuf_str(b, tf_job_state_name(state));
-    tf_jbuf_key(b, "priority");
-    tf_jbuf_int(b, j->priority);
-    tf_jbuf_key(b, "payload");
-    tf_jbuf_raw(b, j->payload);
-    tf_jbuf_key(b, "attempts");
-    tf_jbuf_int(b, 0);
-    tf_jbuf_key(b, "max_attempts");
-    tf_jbuf_int(b, j->max_attempts);
-    key_time(b, "run_at", j->run_at_ms);
-    key_time(b, "created_at", j->created_at_ms);
-    key_time(b, "updated_at", j->created_at_ms);
-    tf_jbuf_key(b, "started_at");
-    tf_jbuf_null(b);
-    key_time(b, "finished_at", state == TF_JOB_CANCELLED ? j->created_at_ms : TF_TIME_NONE);
-    tf_jbuf_key(b, "last_error");
-    tf_jbuf_null(b);
-    tf_jbuf_key(b, "result");
-    tf_jbuf_null(b);
-    tf_jbuf_key(b, "correlation_id");
-    tf_jbuf_str(b, j->correlation_id);
-    tf_jbuf_key(b, "parent_id");
-    tf_jbuf_str(b, j->parent_id);
-    tf_jbuf_key(b, "rule_id");
-    tf_jbuf_str(b, j->rule_id);
-    tf_jbuf_key(b, "depends_on");
-    tf_jbuf_raw(b, j->depends_on);
-    tf_jbuf_key(b, "retry_policy");
-    tf_jbuf_raw(b, s->retry_policy);
-    tf_jbuf_key(b, "executor");
-    tf_jbuf_raw(b, j->executor);
-    tf_jbuf_key(b, "metadata");
-    tf_jbuf_raw(b, j->metadata);
-    tf_jbuf_key(b, "timeout_ms");
-    tf_jbuf_int(b, j->timeout_ms);
-    tf_jbuf_key(b, "idempotency_key");
-    tf_jbuf_str(b, j->idempotency_key);
-    tf_jbuf_obj_close(b);
 }

@@ -9,8 +9,8 @@
  * the caller gives a prefix) so the handler can answer 422 with it.
  * Plain values; any thread.
  */
-#ifndef TF_ADAPTERS_API_JOB_INPUT_H
-#define TF_ADAPTERS_API_JOB_INPUT_H
+#ifndef TF_ADAPTERS_JOBSPEC_JOB_INPUT_H
+#define TF_ADAPTERS_JOBSPEC_JOB_INPUT_H
 
 #include <stddef.h>
 #include <stdint.h>

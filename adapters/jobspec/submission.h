@@ -10,19 +10,18 @@
  * is written from the submission itself, without reading the row back.
  * Owned by the loop thread that made it.
  */
-#ifndef TF_ADAPTERS_API_SUBMISSION_H
-#define TF_ADAPTERS_API_SUBMISSION_H
+#ifndef TF_ADAPTERS_JOBSPEC_SUBMISSION_H
+#define TF_ADAPTERS_JOBSPEC_SUBMISSION_H
 
 #include <jansson.h>
 
-#include "adapters/api/job_input.h"
-#include "adapters/http/server.h"
+#include "adapters/jobspec/job_input.h"
 #include "adapters/json/jbuf.h"
 #include "adapters/usecases/usecases.h"
 
 typedef struct {
     tf_new_job_t job;   /* what the store writes; points into the texts below */
-    tf_http_req_t *req; /* the request to answer (single submissions) */
+    void *user;         /* the caller's (the API: the request to answer) */
     char actor[48];
     char request_hash[65]; /* "" without idempotency key */
     char *type, *queue, *payload, *retry_policy, *executor, *metadata;
@@ -37,8 +36,5 @@ int tf_submission_create(tf_uc_t *uc, const char *tenant_id, const char *actor,
                          const tf_job_input_t *in, const json_t *body, const char *request_id,
                          tf_submission_t **out);
 void tf_submission_free(tf_submission_t *s);
-
-/* Appends the Job object of the submission, created in `state`. */
-void tf_submission_write_job(tf_jbuf_t *b, const tf_submission_t *s, tf_job_state_t state);
 
 #endif
