@@ -200,6 +200,37 @@ static size_t tf__http_on_body(char *data, size_t size, size_t nmemb, void *user
     return take;
 }
 
+/* Keeps the header lines of the last response (a 100 Continue or a
+ * proxy's answer came before it when a status line starts anew). */
+static size_t tf__http_on_header(char *data, size_t size, size_t nmemb, void *userdata) {
+    tf_http_call_t *call = userdata;
+    size_t n = size * nmemb;
+    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        call->head_len = 0; /* a status line: a new response */
+        return n;
+    }
+    if (n <= 2 || call->head_len + n + 1 > TF_HTTP_MAX_HEADER_BYTES) {
+        return n; /* the blank line ending the head, or over the cap: dropped */
+    }
+    if (call->head_len + n + 1 > call->head_cap) {
+        size_t cap = call->head_cap > 0 ? call->head_cap * 2 : 1024;
+        while (cap < call->head_len + n + 1) {
+            cap *= 2;
+        }
+        char *grown = realloc(call->head, cap);
+        if (grown == NULL) {
+            call->out_of_memory = 1;
+            return 0;
+        }
+        call->head = grown;
+        call->head_cap = cap;
+    }
+    memcpy(call->head + call->head_len, data, n);
+    call->head_len += n;
+    call->head[call->head_len] = '\0';
+    return n;
+}
+
 /* Opens the socket for a connection unless the guard refuses the address;
  * a refusal returns CURL_SOCKET_BAD before any socket exists. */
 static curl_socket_t tf__http_open_socket(void *clientp, curlsocktype purpose,
@@ -308,6 +339,10 @@ static int tf__http_setup_easy(tf_http_call_t *call, const char *method,
     TF__HTTP_SETOPT(easy, CURLOPT_ERRORBUFFER, call->errbuf);
     TF__HTTP_SETOPT(easy, CURLOPT_WRITEFUNCTION, tf__http_on_body);
     TF__HTTP_SETOPT(easy, CURLOPT_WRITEDATA, (void *)call);
+    if (call->keep_headers) {
+        TF__HTTP_SETOPT(easy, CURLOPT_HEADERFUNCTION, tf__http_on_header);
+        TF__HTTP_SETOPT(easy, CURLOPT_HEADERDATA, (void *)call);
+    }
     TF__HTTP_SETOPT(easy, CURLOPT_OPENSOCKETFUNCTION, tf__http_open_socket);
     TF__HTTP_SETOPT(easy, CURLOPT_OPENSOCKETDATA, (void *)call);
     if (call->headers != NULL) {
@@ -333,6 +368,8 @@ int tf__http_call_create(tf_http_client_t *client, const tf_http_client_config_t
     call->max_body = cfg->max_response_bytes;
     call->allow_loopback = cfg->allow_loopback;
     call->allow_private = cfg->allow_private;
+    call->keep_headers = req->keep_headers;
+    call->result.headers = "";
     call->started_ns = uv_hrtime();
     int rc = tf__http_check_url(call, req->url);
     if (rc == 0) {
@@ -440,6 +477,8 @@ void tf__http_call_complete(tf_http_call_t *call, CURLcode code) {
     r->body = call->body != NULL ? call->body : "";
     r->body_len = call->body_len;
     r->truncated = call->truncated;
+    r->headers = call->head != NULL ? call->head : "";
+    r->headers_len = call->head_len;
     tf__http_release_easy(call);
 }
 
@@ -454,6 +493,8 @@ void tf__http_call_abort(tf_http_call_t *call, const char *message) {
     r->body = "";
     r->body_len = 0;
     r->truncated = 0;
+    r->headers = "";
+    r->headers_len = 0;
     tf__http_release_easy(call);
 }
 
@@ -463,5 +504,6 @@ void tf__http_call_destroy(tf_http_call_t *call) {
     }
     tf__http_release_easy(call);
     free(call->body);
+    free(call->head);
     free(call);
 }

@@ -23,6 +23,8 @@
 
 #include <uv.h>
 
+#define TF_HTTP_MAX_HEADER_BYTES ((size_t)64 << 10)
+
 typedef struct tf_http_client tf_http_client_t;
 typedef struct tf_http_call tf_http_call_t;
 
@@ -40,6 +42,7 @@ typedef struct {
     const char *body;
     size_t body_len;
     int timeout_ms; /* whole call, connect included */
+    int keep_headers; /* keep the response's header lines (result.headers) */
 } tf_http_request_t;
 
 typedef struct {
@@ -51,6 +54,11 @@ typedef struct {
     const char *body; /* response body (NUL-terminated), may be empty */
     size_t body_len;
     int truncated; /* the body was longer than max_response_bytes */
+    /* With keep_headers: the final response's header lines, each
+     * "Name: value\r\n" as received (at most TF_HTTP_MAX_HEADER_BYTES;
+     * lines beyond are dropped), NUL-terminated; else "". */
+    const char *headers;
+    size_t headers_len;
     uint64_t duration_ms;
 } tf_http_result_t;
 

@@ -39,6 +39,9 @@ struct tf_http_call {
     size_t body_len;
     size_t body_cap;
     int truncated;     /* bytes beyond max_body arrived and the transfer was cut */
+    int keep_headers;
+    char *head;        /* response header lines kept (keep_headers) */
+    size_t head_len, head_cap;
     int out_of_memory; /* the body buffer could not grow */
     int blocked;       /* the address guard refused an address */
     int allow_loopback;
