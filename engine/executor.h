@@ -16,7 +16,8 @@
  * - cancel() abandons a run that has not called `done` yet (cancellation,
  *   lease lost, shutdown): the executor stops its work as soon as it can
  *   and still calls `done` once, with any outcome, which the caller drops.
- * - The outcome passed to `done` is borrowed for that call.
+ * - The outcome passed to `done` is borrowed for that call, except the
+ *   created jobs it hands over (children).
  * Registries are plain values built once at start-up, read-only after.
  * Executors run on one loop thread each.
  */
@@ -25,6 +26,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "engine/store.h"
 
 /* What an executor gets of a claimed job. */
 typedef struct {
@@ -50,6 +53,16 @@ typedef struct {
     const char *error_type; /* FAILED: e.g. "http_503", "timeout" */
     const char *error_message;
     int retryable; /* FAILED: 0 ends the job FAILED whatever attempts are left */
+    int64_t snooze_ms;    /* SUCCEEDED with > 0: run again after it, the attempt given back */
+    int executor_version; /* recorded in the attempt (Lua executors); 0: none */
+    /* Jobs the run created (Lua's tf.enqueue), committed with a SUCCEEDED
+     * outcome.  Handed over: the caller keeps them until the outcome is
+     * recorded, then calls children_free(children_ctx) (NULL: nothing to
+     * free). */
+    const tf_new_job_t *const *children;
+    size_t nchildren;
+    void (*children_free)(void *ctx);
+    void *children_ctx;
 } tf_exec_outcome_t;
 
 typedef void (*tf_exec_done_fn)(void *arg, const tf_exec_outcome_t *outcome);

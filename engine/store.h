@@ -106,7 +106,12 @@ typedef enum {
     TF_ATTEMPT_TIMED_OUT = 3,
     TF_ATTEMPT_LEASE_EXPIRED = 4,
     TF_ATTEMPT_CANCELLED = 5,
+    TF_ATTEMPT_SNOOZED = 6, /* the executor asked to run again later: not counted */
 } tf_attempt_outcome_t;
+
+/* TF_ATTEMPT_SNOOZED as SQL text (adapters/pg/work_sql.h). */
+#define TF_SQL_ATTEMPT_SNOOZED "6"
+
 
 typedef struct {
     int attempt;
@@ -115,6 +120,7 @@ typedef struct {
     int64_t duration_ms;                   /* -1 while running */
     tf_attempt_outcome_t outcome;
     const char *error_type, *error_message; /* NULL when none */
+    int executor_version;                   /* the Lua executor version it ran; 0: none */
 } tf_attempt_t;
 
 /* One transition of a job (API.md GET /v1/jobs/{id}/events). */
@@ -186,15 +192,20 @@ typedef struct {
     const char *job_id, *lease_token;
     const char *worker; /* recorded in the attempt; NULL: the lease holder */
     const char *actor;  /* of the transition; NULL: "worker:<lease holder>" */
-    tf_job_state_t to;  /* SUCCEEDED, SCHEDULED (a retry), FAILED or DEAD */
+    tf_job_state_t to;  /* SUCCEEDED, SCHEDULED (a retry or a snooze), FAILED or DEAD */
     const char *result; /* SUCCEEDED: JSON text (NULL: null) */
     const char *error_type, *error_message;
     int64_t run_at_ms; /* SCHEDULED: when the retry is due */
-    tf_attempt_outcome_t attempt_outcome;
+    tf_attempt_outcome_t attempt_outcome; /* SNOOZED: the attempt is given back */
+    int executor_version;                 /* recorded in the attempt; 0: none */
     const char *reason; /* of the transition */
     /* The dependency release that the job's end brings about
      * (tf_job_dependants_action(to)), applied in the same transaction. */
     tf_dependants_action_t dependants;
+    /* Jobs the attempt created (a Lua run's tf.enqueue), inserted in the
+     * same transaction, and only when the finish applies. */
+    const tf_new_job_t *const *children;
+    size_t nchildren;
 } tf_finish_t;
 
 /* What became of one tf_finish_t. */

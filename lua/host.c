@@ -659,8 +659,8 @@ static int body_k(lua_State *L, int status, lua_KContext ctx) {
         return 1;
     }
     if (ctx == STEP_LOADED) {
-        if (c->check_module != NULL &&
-            c->check_module(L, lua_gettop(L), run->module_err, sizeof(run->module_err)) != 0) {
+        if (c->check_module != NULL && c->check_module(L, lua_gettop(L), c->user, run->module_err,
+                                                       sizeof(run->module_err)) != 0) {
             run->module_error = 1;
             return luaL_error(L, "%s", run->module_err);
         }
@@ -672,6 +672,9 @@ static int body_k(lua_State *L, int status, lua_KContext ctx) {
         }
     }
     if (c->function == NULL) {
+        if (c->check_module != NULL) {
+            lua_pushboolean(L, 1); /* checked: the module itself may not be JSON */
+        }
         return 1;
     }
     if (lua_type(L, -1) != LUA_TTABLE) {

@@ -93,10 +93,12 @@ void tf_lua_host_close(tf_lua_host_t *h, void (*closed_cb)(void *arg), void *arg
  * once per VM under `module_key`, whose returned value is the module; then
  * the module's field `function` called with `args` (JSON texts, decoded to
  * Lua values; NULL text: nil).  With `function` NULL the module itself is
- * the result (and `module_key` should be NULL: nothing is cached).
- * `check_module` (may be NULL) vets a freshly loaded module before it is
- * cached: it returns 0 or writes why not into `err` (a failed check fails
- * the run with error type "lua_module").  Strings are copied. */
+ * the result, or `true` when a check_module passed it (and `module_key`
+ * should be NULL: nothing is cached).  `check_module` (may be NULL) vets a
+ * freshly loaded module (at `idx`, raw access only) before it is cached: it
+ * returns 0 or writes why not into `err` (a failed check fails the run with
+ * error type "lua_module"); it gets the call's `user`.  Strings are
+ * copied. */
 typedef struct {
     const char *tenant_id;
     const char *module_key; /* e.g. "executor:resize@3"; NULL: not cached */
@@ -106,11 +108,11 @@ typedef struct {
     const char *function;
     const char *const *args_json;
     size_t nargs;
-    int (*check_module)(lua_State *L, int idx, char *err, size_t errlen);
+    int (*check_module)(lua_State *L, int idx, void *user, char *err, size_t errlen);
     int64_t timeout_ms; /* <= 0 or above the host's: the host's limit */
     /* Tags of the run's log lines and what tf.enqueue needs. */
     const char *job_id, *rule_id, *correlation_id;
-    void *user; /* for library functions (tf_lua_user()) */
+    void *user; /* the caller's: check_module and library functions (tf_lua_run_call()) */
 } tf_lua_call_t;
 
 typedef enum {

@@ -66,6 +66,7 @@ int tf_api_register(tf_router_t *router, int api) {
         {tf_api_jobs_routes, &tf_api_jobs_routes_count, api},
         {tf_api_worker_routes, &tf_api_worker_routes_count, api},
         {tf_api_clock_routes, &tf_api_clock_routes_count, api},
+        {tf_api_executor_routes, &tf_api_executor_routes_count, api},
     };
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
         int rc =

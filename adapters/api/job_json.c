@@ -87,12 +87,12 @@ int tf_job_json_write_all(tf_jbuf_t *b, const tf_job_t *jobs, size_t n) {
 
 /* An attempt's outcome as the API names it. */
 static const char *outcome_name(tf_attempt_outcome_t outcome) {
-    static const char *const names[] = {"succeeded", "failed",        "failed",
-                                        "timeout",   "lease_expired", "cancelled"};
+    static const char *const names[] = {"succeeded",     "failed",    "failed", "timeout",
+                                        "lease_expired", "cancelled", "snoozed"};
     if (outcome == TF_ATTEMPT_RUNNING) {
         return "running";
     }
-    return (int)outcome >= 0 && (int)outcome < 6 ? names[outcome] : NULL;
+    return (int)outcome >= 0 && (int)outcome < 7 ? names[outcome] : NULL;
 }
 
 int tf_job_json_attempt(tf_jbuf_t *b, const tf_attempt_t *a) {
@@ -121,6 +121,10 @@ int tf_job_json_attempt(tf_jbuf_t *b, const tf_attempt_t *a) {
         key_str(b, "type", a->error_type != NULL ? a->error_type : "error");
         key_str(b, "message", a->error_message != NULL ? a->error_message : "");
         tf_jbuf_obj_close(b);
+    }
+    if (a->executor_version > 0) {
+        tf_jbuf_key(b, "executor_version");
+        tf_jbuf_int(b, a->executor_version);
     }
     tf_jbuf_obj_close(b);
     return rc != 0 ? TF_EIO : 0;

@@ -22,6 +22,9 @@ extern const size_t tf_api_jobs_routes_count;
 /* worker_api.c, worker_claim.c: claim, heartbeat, complete, fail, ack */
 extern const tf_api_route_t tf_api_worker_routes[];
 extern const size_t tf_api_worker_routes_count;
+/* executors.c: /v1/executors... */
+extern const tf_api_route_t tf_api_executor_routes[];
+extern const size_t tf_api_executor_routes_count;
 /* clock.c: GET|POST /v1/admin/clock */
 extern const tf_api_route_t tf_api_clock_routes[];
 extern const size_t tf_api_clock_routes_count;

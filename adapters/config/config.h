@@ -42,6 +42,14 @@ typedef struct {
     int http_allow_loopback;
     int http_allow_private;
     long http_max_response_bytes;
+    long lua_memory_bytes;   /* per tenant VM */
+    long lua_instructions;   /* per run */
+    int lua_timeout_ms;      /* per run (an executor or job may ask for less) */
+    long lua_output_bytes;   /* a run's result as JSON */
+    long lua_log_bytes;      /* tf.log volume per run */
+    int lua_slice_ms;        /* time slice before a run yields the loop */
+    int lua_max_vms;         /* tenant VMs kept per loop thread */
+    int lua_vm_idle_ms;      /* an unused VM is closed after this */
     char *clock;        /* "system" or "test" */
     int clock_test;     /* parsed from clock: the test clock was asked for and allowed */
     int help; /* --help was given */

@@ -30,7 +30,9 @@
  * In batch mode any skipped row aborts the whole statement through
  * tf_abort('tf_batch:<ord>:<problem>[:<detail>]') (migration 0002), so
  * nothing is written.  A job whose parent already ended FAILED, DEAD or
- * CANCELLED is created CANCELLED ("dependency_failed"). */
+ * CANCELLED is created CANCELLED ("dependency_failed").  A job without an
+ * executor whose type one of the tenant's Lua executors handles gets that
+ * executor ({"kind": "lua", "name": ...}, migration 0005). */
 enum {
     TF_SUBMIT_COL_ORD = 0,
     TF_SUBMIT_COL_STATE = 1,
@@ -39,14 +41,27 @@ enum {
     TF_SUBMIT_COL_EXISTING_ID = 5,
 };
 
-#define TF_SQL_SUBMIT                                                                              \
+#define TF_SQL_SUBMIT_INPUT(filter)                                                                \
     "WITH input AS ("                                                                              \
     " SELECT * FROM json_to_recordset($1::json) AS x(ord int, tenant_id uuid, id uuid, queue "     \
     "text,"                                                                                        \
     " type text, priority int2, payload jsonb, max_attempts int, retry_policy jsonb,"              \
     " timeout_ms int, executor jsonb, metadata jsonb, idempotency_key text, request_hash text,"    \
     " correlation_id text, parent_id uuid, rule_id uuid, depends_on uuid[], run_at timestamptz,"   \
-    " created_at timestamptz, scheduled bool, actor text)),"                                       \
+    " created_at timestamptz, scheduled bool, actor text, parent_token uuid)" filter "),"
+
+#define TF_SQL_SUBMIT TF_SQL_SUBMIT_INPUT("") TF_SQL_SUBMIT_REST
+
+/* The jobs a Lua run enqueued (tf.enqueue), in the transaction that ends
+ * its attempt: only those whose parent's attempt was recorded under
+ * `parent_token` just before, i.e. whose finish applied. */
+#define TF_SQL_SUBMIT_CHILDREN                                                                     \
+    TF_SQL_SUBMIT_INPUT(" WHERE EXISTS (SELECT 1 FROM job_attempts a"                              \
+                        " WHERE a.tenant_id = x.tenant_id AND a.job_id = x.parent_id"              \
+                        " AND a.lease_token = x.parent_token)")                                    \
+    TF_SQL_SUBMIT_REST
+
+#define TF_SQL_SUBMIT_REST                                                                         \
     " parents AS ("                                                                                \
     " SELECT i.ord, pc.found, pc.pending, pc.doomed FROM input i CROSS JOIN LATERAL ("             \
     " SELECT count(*) AS found, count(*) FILTER (WHERE p.state <> " TF_SQL_STATE(SUCCEEDED)         \
@@ -68,8 +83,10 @@ enum {
     " correlation_id, parent_id, rule_id, depends_on, pending_parents, run_at, created_at,"        \
     " updated_at, finished_at)"                                                                    \
     " SELECT tenant_id, id, queue, type, state, priority, coalesce(payload, 'null'::jsonb),"       \
-    " max_attempts, retry_policy, timeout_ms, executor, coalesce(metadata, '{}'), "                \
-    "idempotency_key,"                                                                             \
+    " max_attempts, retry_policy, timeout_ms,"                                                     \
+    " coalesce(executor, (SELECT jsonb_build_object('kind', 'lua', 'name', t.name)"                \
+    " FROM lua_executor_types t WHERE t.tenant_id = rows.tenant_id AND t.type = rows.type)),"      \
+    " coalesce(metadata, '{}'), idempotency_key,"                                                  \
     " decode(request_hash, 'hex'), correlation_id, parent_id, rule_id,"                            \
     " coalesce(depends_on, '{}'), pending, run_at,"                                                \
     " created_at, created_at, CASE WHEN state = " TF_SQL_STATE(CANCELLED) " THEN created_at END"  \
@@ -140,13 +157,13 @@ enum {
  * a job without attempts. */
 #define TF_SQL_ATTEMPTS                                                                            \
     "SELECT a.attempt, a.worker, a.started_at, a.finished_at, a.duration_ms, a.outcome, "          \
-    "a.error_type, a.error_message FROM jobs j LEFT JOIN LATERAL ("                                \
+    "a.error_type, a.error_message, a.executor_version FROM jobs j LEFT JOIN LATERAL ("            \
     " SELECT x.attempt, x.worker, x.started_at, x.finished_at, x.duration_ms, x.outcome,"          \
-    "  x.error_type, x.error_message FROM job_attempts x"                                          \
+    "  x.error_type, x.error_message, x.executor_version FROM job_attempts x"                      \
     "  WHERE x.tenant_id = j.tenant_id AND x.job_id = j.id"                                        \
     " UNION ALL"                                                                                   \
     " SELECT greatest(j.attempts, 1), j.locked_by, j.started_at, NULL, NULL, -1::smallint,"        \
-    "  NULL, NULL WHERE j.state = " TF_SQL_STATE(RUNNING) " AND j.started_at IS NOT NULL"          \
+    "  NULL, NULL, NULL WHERE j.state = " TF_SQL_STATE(RUNNING) " AND j.started_at IS NOT NULL"    \
     "  AND NOT EXISTS (SELECT 1 FROM job_attempts y WHERE y.tenant_id = j.tenant_id"               \
     "   AND y.job_id = j.id AND y.started_at = j.started_at)"                                      \
     ") a ON true WHERE j.tenant_id = $1::uuid AND j.id = $2::uuid ORDER BY a.started_at, "         \

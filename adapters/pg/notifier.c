@@ -49,7 +49,7 @@
 #define TF_NOTIFIER_CONNECT_TIMEOUT_MS 10000
 
 static const char TF_NOTIFIER_LISTEN_SQL[] =
-    "LISTEN " TF_CHANNEL_READY "; LISTEN " TF_CHANNEL_CANCEL;
+    "LISTEN " TF_CHANNEL_READY "; LISTEN " TF_CHANNEL_CANCEL "; LISTEN " TF_CHANNEL_LUA;
 
 typedef enum {
     TF_NOTIFIER_DOWN,
@@ -182,7 +182,7 @@ static int tf__notifier_drain(tf_notifier_t *n) {
     return 0;
 }
 
-/* Both LISTENs succeeded: the session is up. */
+/* Every LISTEN succeeded: the session is up. */
 static void tf__notifier_up(tf_notifier_t *n) {
     uv_timer_stop(&n->timer);
     n->state = TF_NOTIFIER_UP;

@@ -12,6 +12,8 @@
  *   taskflow_ready   "<queue>" or "<queue>|builtin": jobs became claimable
  *                    (one notification per committing transaction and queue)
  *   taskflow_cancel  "<job id>": a RUNNING job was cancelled
+ *   taskflow_lua     "<tenant id>/<name>": a tenant's Lua executor changed
+ *                    (migration 0005; drop what is cached of it)
  * Loop thread only.
  */
 #ifndef TF_ADAPTERS_PG_NOTIFIER_H
@@ -23,13 +25,14 @@
 
 #define TF_CHANNEL_READY "taskflow_ready"
 #define TF_CHANNEL_CANCEL "taskflow_cancel"
+#define TF_CHANNEL_LUA "taskflow_lua"
 
 typedef struct tf_notifier tf_notifier_t;
 
 /* channel NULL: reconnected, poll once.  Strings valid during the call. */
 typedef void (*tf_notify_fn)(const char *channel, const char *payload, void *arg);
 
-/* Starts connecting to `conninfo` (copied) and listening on both channels.
+/* Starts connecting to `conninfo` (copied) and listening on every channel.
  * Caller owns the result; release with tf_notifier_close(). */
 int tf_notifier_create(uv_loop_t *loop, const char *conninfo, tf_log_t *log, tf_notifier_t **out);
 

@@ -22,6 +22,7 @@ struct tf_pg_store {
     tf_log_t *log;
     tf_job_store_t jobs;
     tf_tenant_store_t tenants;
+    tf_script_store_t scripts;
 };
 
 /* The statements of each part, prepared on every connection. */
@@ -31,11 +32,15 @@ extern const tf_pg_prepared_t tf__pg_work_prepared[];
 extern const size_t tf__pg_work_prepared_count;
 extern const tf_pg_prepared_t tf__pg_tenants_prepared[];
 extern const size_t tf__pg_tenants_prepared_count;
+extern const tf_pg_prepared_t tf__pg_scripts_prepared[];
+extern const size_t tf__pg_scripts_prepared_count;
+
 
 /* The operations of each part, set into the ports by store.c. */
 void tf__pg_jobs_bind(tf_job_store_t *port);
 void tf__pg_work_bind(tf_job_store_t *port);
 void tf__pg_tenants_bind(tf_tenant_store_t *port);
+void tf__pg_scripts_bind(tf_script_store_t *port);
 
 /* ---- parameters ---- */
 
@@ -62,6 +67,14 @@ const char *tf__pg_states_param(tf_job_state_set_t set, tf__pg_states_t *buf);
 /* `n` UUID strings as a uuid[] literal.  Caller frees; NULL when out of
  * memory or when an id is not 36 characters. */
 char *tf__pg_uuid_array(const char *const *ids, size_t n);
+
+/* One job as a row of the submit statements' $1 (store_jobs.c);
+ * `parent_token` (may be NULL) guards a job a run enqueued. */
+void tf__pg_write_job_row(tf_jbuf_t *b, const tf_new_job_t *j, int ord, const char *parent_token);
+
+/* The queues whose workers the jobs wake, as a text[] literal, or NULL
+ * (none, or out of memory: a lost wake-up costs a poll).  Caller frees. */
+char *tf__pg_wake_literal(const tf_new_job_t *const *jobs, size_t n);
 
 /* ---- decoding ---- */
 

@@ -16,6 +16,7 @@
 const tf_pg_prepared_t tf__pg_jobs_prepared[] = {
     {"jobs_submit", TF_SQL_SUBMIT},
     {"jobs_submit_notify", TF_SQL_SUBMIT_NOTIFY},
+    {"jobs_submit_children", TF_SQL_SUBMIT_CHILDREN},
     {"jobs_get", TF_SQL_GET},
     {"jobs_get_by_key", TF_SQL_GET_BY_KEY},
     {"jobs_get_many", TF_SQL_GET_MANY},
@@ -56,7 +57,7 @@ static void key_time(tf_jbuf_t *b, const char *key, int64_t ms) {
 }
 
 /* The row object the insert statement reads. */
-static void write_row(tf_jbuf_t *b, const tf_new_job_t *j, int ord) {
+void tf__pg_write_job_row(tf_jbuf_t *b, const tf_new_job_t *j, int ord, const char *parent_token) {
     tf_jbuf_obj_open(b);
     tf_jbuf_key(b, "ord");
     tf_jbuf_int(b, ord);
@@ -100,6 +101,8 @@ static void write_row(tf_jbuf_t *b, const tf_new_job_t *j, int ord) {
     tf_jbuf_bool(b, j->run_at_ms > j->created_at_ms);
     tf_jbuf_key(b, "actor");
     tf_jbuf_str(b, j->actor);
+    tf_jbuf_key(b, "parent_token");
+    tf_jbuf_str(b, parent_token);
     tf_jbuf_obj_close(b);
 }
 
@@ -108,7 +111,7 @@ static void write_row(tf_jbuf_t *b, const tf_new_job_t *j, int ord) {
  * are [A-Za-z0-9_.:-]).  Scheduled jobs wake nobody (the promoter does when
  * they are due).  NULL when nobody needs waking or out of memory (a lost
  * wake-up costs a poll interval, nothing more).  Caller frees. */
-static char *wake_literal(const tf_new_job_t *const *jobs, size_t n) {
+char *tf__pg_wake_literal(const tf_new_job_t *const *jobs, size_t n) {
     char *text = NULL;
     size_t len = 0, cap = 0;
     for (size_t i = 0; i < n; i++) {
@@ -237,7 +240,7 @@ static int submit(void *ctx, const tf_new_job_t *const *jobs, size_t n, int all_
     tf_jbuf_init(&b);
     tf_jbuf_arr_open(&b);
     for (size_t i = 0; i < n; i++) {
-        write_row(&b, jobs[i], (int)i);
+        tf__pg_write_job_row(&b, jobs[i], (int)i, NULL);
     }
     tf_jbuf_arr_close(&b);
     char *rows = NULL;
@@ -246,7 +249,7 @@ static int submit(void *ctx, const tf_new_job_t *const *jobs, size_t n, int all_
         return TF_ENOMEM;
     }
     submit_op_t *op = malloc(sizeof(*op));
-    char *wake = wake_literal(jobs, n);
+    char *wake = tf__pg_wake_literal(jobs, n);
     if (op == NULL) {
         free(rows);
         free(wake);
@@ -389,8 +392,9 @@ static int decode_attempt(const PGresult *res, int row, void *item) {
         .outcome = (tf_attempt_outcome_t)outcome,
         .error_type = tf__pg_text(res, row, 6),
         .error_message = tf__pg_text(res, row, 7),
+        .executor_version = (int)tf__pg_int(res, row, 8, 0),
     };
-    if (outcome < -1 || outcome > TF_ATTEMPT_CANCELLED ||
+    if (outcome < -1 || outcome > TF_ATTEMPT_SNOOZED ||
         tf__pg_time(res, row, 2, &a->started_at_ms) != 0 ||
         tf__pg_time(res, row, 3, &a->finished_at_ms) != 0) {
         return TF_EIO;

@@ -87,7 +87,7 @@ enum {
     "WITH input AS (SELECT * FROM json_to_recordset($1::json) AS x(ord int, tenant_id uuid,"       \
     "  id uuid, token uuid, worker text, actor text, to_state int2, result jsonb,"                 \
     "  error_type text, error_message text, run_at timestamptz, attempt_outcome int,"              \
-    "  reason text, dependants text)),"                                                            \
+    "  reason text, dependants text, executor_version int)),"                                      \
     " r AS (SELECT i.*, coalesce(i.tenant_id, ru.tenant_id) AS tid,"                               \
     "  coalesce(i.worker, ru.locked_by, 'unknown') AS holder FROM input i"                         \
     "  LEFT JOIN LATERAL (SELECT * FROM running ru WHERE ru.job_id = i.id"                         \
@@ -96,9 +96,13 @@ enum {
     "  result = CASE WHEN r.to_state = " TF_SQL_STATE(SUCCEEDED) " THEN r.result ELSE j.result"    \
     "   END,"                                                                                      \
     "  last_error_type = CASE WHEN r.to_state = " TF_SQL_STATE(SUCCEEDED)                          \
-    " THEN j.last_error_type ELSE r.error_type END,"                                          \
+    "  OR r.attempt_outcome = " TF_SQL_ATTEMPT_SNOOZED " THEN j.last_error_type"                  \
+    "  ELSE r.error_type END,"                                                                     \
     "  last_error_message = CASE WHEN r.to_state = " TF_SQL_STATE(SUCCEEDED)                       \
-    " THEN j.last_error_message ELSE r.error_message END,"                                    \
+    "  OR r.attempt_outcome = " TF_SQL_ATTEMPT_SNOOZED " THEN j.last_error_message"               \
+    "  ELSE r.error_message END,"                                                                  \
+    "  attempts = j.attempts - CASE WHEN r.attempt_outcome = " TF_SQL_ATTEMPT_SNOOZED              \
+    "  THEN 1 ELSE 0 END,"                                                                         \
     "  run_at = CASE WHEN r.to_state = " TF_SQL_STATE(SCHEDULED) " THEN r.run_at ELSE j.run_at"    \
     "   END,"                                                                                      \
     "  finished_at = CASE WHEN r.to_state = " TF_SQL_STATE(SCHEDULED)                              \
@@ -112,10 +116,14 @@ enum {
     " del AS (DELETE FROM running ru USING upd"                                                    \
     "  WHERE ru.tenant_id = upd.tenant_id AND ru.job_id = upd.id),"                                \
     " att AS (INSERT INTO job_attempts (tenant_id, job_id, attempt, worker, lease_token,"          \
-    "  started_at, finished_at, duration_ms, outcome, error_type, error_message)"                  \
-    "  SELECT u.tenant_id, u.id, u.attempts, r.holder, r.token, u.started_at, $3::timestamptz,"    \
+    "  started_at, finished_at, duration_ms, outcome, error_type, error_message,"                  \
+    "  executor_version)"                                                                          \
+    "  SELECT u.tenant_id, u.id, u.attempts + CASE WHEN r.attempt_outcome = "                      \
+    TF_SQL_ATTEMPT_SNOOZED " THEN 1 ELSE 0 END, r.holder, r.token, u.started_at,"                  \
+    "  $3::timestamptz,"                                                                           \
     "  greatest(0, (extract(epoch FROM $3::timestamptz - u.started_at) * 1000)::bigint),"          \
-    "  r.attempt_outcome, r.error_type, r.error_message FROM upd u JOIN r ON r.id = u.id),"        \
+    "  r.attempt_outcome, r.error_type, r.error_message, r.executor_version"                       \
+    "  FROM upd u JOIN r ON r.id = u.id),"                                                         \
     " ev AS (INSERT INTO job_events (tenant_id, job_id, at, from_state, to_state, reason, actor)"  \
     "  SELECT u.tenant_id, u.id, $3::timestamptz, " TF_SQL_STATE(RUNNING) ", u.state, r.reason,"   \
     "  coalesce(r.actor, 'worker:' || r.holder) FROM upd u JOIN r ON r.id = u.id),"                \

@@ -21,6 +21,7 @@
 #include "adapters/api/worker_api.h"
 #include "adapters/clock/clock.h"
 #include "adapters/http/server.h"
+#include "adapters/luaexec/luaexec.h"
 #include "adapters/pg/notifier.h"
 #include "adapters/pg/store.h"
 #include "adapters/serve/bootstrap.h"
@@ -53,6 +54,7 @@ typedef struct {
     tf_uuid_gen_t uuids;
     tf_notifier_t *notifier;  /* LISTEN/NOTIFY wake-ups */
     tf_http_executor_t *http; /* the `http` executor (worker role) */
+    tf_luaexec_t *lua;        /* Lua executors and the checker of uploads */
     tf_executor_registry_t executors;
     tf_runner_t *runner;       /* built-in executions and maintenance (worker role) */
     tf_queue_gauges_t *gauges; /* queue and table gauges (loop 0 only) */
@@ -83,6 +85,17 @@ static void on_notify(const char *channel, const char *payload, void *arg) {
         }
     } else if (strcmp(channel, TF_CHANNEL_CANCEL) == 0 && lp->runner != NULL) {
         tf_runner_cancelled(lp->runner, payload);
+    } else if (strcmp(channel, TF_CHANNEL_LUA) == 0 && lp->lua != NULL) {
+        char tenant[TF_ID_LEN];
+        const char *slash = strchr(payload, '/');
+        if (slash != NULL && (size_t)(slash - payload) < sizeof(tenant)) {
+            memcpy(tenant, payload, (size_t)(slash - payload));
+            tenant[slash - payload] = '\0';
+            tf_luaexec_forget(lp->lua, tenant, slash + 1);
+        }
+    }
+    if (channel == NULL && lp->lua != NULL) {
+        tf_luaexec_forget(lp->lua, NULL, NULL); /* changes may have been missed */
     }
 }
 
@@ -108,6 +121,9 @@ static int start_worker(uv_loop_t *loop, loop_t *lp) {
         rc = tf_executor_register(&lp->executors, tf_http_executor_port(lp->http));
     }
     if (rc == 0) {
+        rc = tf_executor_register(&lp->executors, tf_luaexec_port(lp->lua));
+    }
+    if (rc == 0) {
         int threads = lp->s->loop_threads > 0 ? lp->s->loop_threads : 1;
         tf_runner_config_t rcfg = {
             .concurrency = (cfg->worker_concurrency + threads - 1) / threads,
@@ -126,7 +142,30 @@ static int start_worker(uv_loop_t *loop, loop_t *lp) {
  * the worker role, gauges. */
 static int start_parts(uv_loop_t *loop, loop_t *lp) {
     const tf_config_t *cfg = lp->s->cfg;
-    int rc = tf_submitter_create(&lp->uc, cfg->pg_pool_size, on_group, lp->s, &lp->api.submitter);
+    tf_http_client_config_t http_cfg = {
+        .allow_loopback = cfg->http_allow_loopback,
+        .allow_private = cfg->http_allow_private,
+        .max_response_bytes = (size_t)cfg->http_max_response_bytes,
+    };
+    tf_lua_limits_t limits = {.memory_bytes = (size_t)cfg->lua_memory_bytes,
+                              .instructions = (uint64_t)cfg->lua_instructions,
+                              .timeout_ms = cfg->lua_timeout_ms,
+                              .output_bytes = (size_t)cfg->lua_output_bytes,
+                              .log_bytes = (size_t)cfg->lua_log_bytes,
+                              .slice_ms = cfg->lua_slice_ms,
+                              .max_vms = cfg->lua_max_vms,
+                              .vm_idle_ms = cfg->lua_vm_idle_ms};
+    tf_luaexec_config_t lua_cfg = {.limits = limits,
+                                   .uc = &lp->uc,
+                                   .scripts = lp->uc.scripts,
+                                   .http = &http_cfg,
+                                   .log = lp->s->env.log,
+                                   .metrics = lp->s->env.metrics};
+    int rc = tf_luaexec_create(loop, &lua_cfg, &lp->lua);
+    if (rc == 0) {
+        lp->uc.checker = tf_luaexec_checker(lp->lua);
+        rc = tf_submitter_create(&lp->uc, cfg->pg_pool_size, on_group, lp->s, &lp->api.submitter);
+    }
     if (rc == 0) {
         rc = tf_notifier_create(loop, cfg->database_url, lp->s->env.log, &lp->notifier);
     }
@@ -160,7 +199,7 @@ static void stop_store(void *arg) {
     }
 }
 
-static void stop_executors(void *arg) {
+static void stop_http_executor(void *arg) {
     loop_t *lp = arg;
     if (lp->http != NULL) {
         tf_http_executor_t *http = lp->http;
@@ -168,6 +207,18 @@ static void stop_executors(void *arg) {
         tf_http_executor_close(http, stop_store, lp);
     } else {
         stop_store(lp);
+    }
+}
+
+static void stop_executors(void *arg) {
+    loop_t *lp = arg;
+    if (lp->lua != NULL) {
+        tf_luaexec_t *lua = lp->lua;
+        lp->lua = NULL;
+        lp->uc.checker = NULL;
+        tf_luaexec_close(lua, stop_http_executor, lp);
+    } else {
+        stop_http_executor(lp);
     }
 }
 
@@ -262,7 +313,8 @@ static int loop_start(uv_loop_t *loop, int index, void *arg, void **loop_ctx) {
         lp->uc = (tf_uc_t){.store = tf_pg_store_jobs(lp->store),
                            .tenants = tf_pg_store_tenants(lp->store),
                            .clock = &s->clock,
-                           .uuids = &lp->uuids};
+                           .uuids = &lp->uuids,
+                           .scripts = tf_pg_store_scripts(lp->store)};
         lp->api.env = &s->env;
         lp->api.uc = &lp->uc;
         rc = start_parts(loop, lp);

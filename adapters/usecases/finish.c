@@ -16,6 +16,7 @@ typedef struct {
     tf_finish_t f;
     char *tenant_id, *job_id, *token, *worker, *actor, *result, *error_type, *error_message;
     int ok, retryable;
+    int64_t snooze_ms;
 } item_t;
 
 typedef struct {
@@ -82,6 +83,15 @@ static void decide_end(finish_t *f, item_t *it) {
 }
 
 static void decide_ok(finish_t *f, item_t *it) {
+    if (it->snooze_ms > 0) {
+        /* Not an end: the job runs again later, the attempt is given back. */
+        it->f.to = TF_JOB_SCHEDULED;
+        it->f.run_at_ms = tf_uc_now(f->uc) + it->snooze_ms;
+        it->f.attempt_outcome = TF_ATTEMPT_SNOOZED;
+        it->f.reason = "snoozed";
+        it->f.dependants = TF_DEPENDANTS_KEEP;
+        return;
+    }
     it->f.to = TF_JOB_SUCCEEDED;
     it->f.attempt_outcome = TF_ATTEMPT_SUCCEEDED;
     it->f.reason = "succeeded";
@@ -268,6 +278,12 @@ int tf_uc_ack(tf_uc_t *uc, const tf_ack_t *acks, size_t n, tf_uc_ack_cb cb, void
         it->error_type = a->ok ? NULL : strdup(a->error_type != NULL ? a->error_type : "error");
         it->error_message = a->ok ? NULL : dup_or_null(a->error_message);
         it->retryable = a->retryable;
+        it->snooze_ms = a->ok ? a->snooze_ms : 0;
+        it->f.executor_version = a->executor_version;
+        if (a->ok) {
+            it->f.children = a->children;
+            it->f.nchildren = a->nchildren;
+        }
         if (it->job_id == NULL || it->token == NULL ||
             (a->tenant_id != NULL && it->tenant_id == NULL) ||
             (a->worker_id != NULL && (it->worker == NULL || it->actor == NULL)) ||

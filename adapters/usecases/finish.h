@@ -36,6 +36,13 @@ typedef struct {
     const char *error_type;  /* !ok: e.g. "http_503", "timeout" (NULL: "error") */
     const char *error_message;
     int retryable; /* !ok: 0 ends the job FAILED at once */
+    int64_t snooze_ms;    /* ok: > 0 puts the job back for that long without spending the
+                             attempt (outcome "snoozed", transition reason "snoozed") */
+    int executor_version; /* the Lua executor version that ran; 0: none */
+    /* Jobs the attempt created (tf.enqueue), inserted with an ok end in the
+     * same transaction and dropped with a failure.  Borrowed until `cb`. */
+    const tf_new_job_t *const *children;
+    size_t nchildren;
 } tf_ack_t;
 
 typedef struct {

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "engine/clock.h"
+#include "engine/scripts.h"
 #include "engine/store.h"
 #include "engine/tenants.h"
 #include "engine/uuid.h"
@@ -30,6 +31,8 @@ typedef struct {
     const tf_tenant_store_t *tenants;
     const tf_clock_t *clock;
     tf_uuid_gen_t *uuids;
+    const tf_script_store_t *scripts;     /* Lua executors; NULL: none on this node */
+    const tf_script_checker_t *checker;   /* checks uploads; NULL: none */
 } tf_uc_t;
 
 static inline int64_t tf_uc_now(const tf_uc_t *uc) {

@@ -24,6 +24,16 @@ static void ack_flush(tf_runner_t *r);
 
 /* ---- executions: lifetime ---- */
 
+static void outcome_release(tf__outcome_t *out) {
+    free(out->result_json);
+    free(out->error_type);
+    free(out->error_message);
+    if (out->children_free != NULL) {
+        out->children_free(out->children_ctx);
+    }
+    *out = (tf__outcome_t){0};
+}
+
 static void exec_maybe_free(tf__exec_t *e) {
     tf_runner_t *r = e->r;
     if (e->phase != TF__EXEC_DONE || e->run != NULL || e->refs > 0) {
@@ -42,9 +52,7 @@ static void exec_maybe_free(tf__exec_t *e) {
         q->dirty = 1; /* a cap on the queue may have room again */
     }
     free(e->queue);
-    free(e->out.result_json);
-    free(e->out.error_type);
-    free(e->out.error_message);
+    outcome_release(&e->out);
     free(e);
     r->nexec--;
     if (r->m.executions != NULL) {
@@ -243,7 +251,11 @@ static void ack_flush(tf_runner_t *r) {
                                  .result_json = e->out.result_json,
                                  .error_type = e->out.error_type,
                                  .error_message = e->out.error_message,
-                                 .retryable = e->out.retryable};
+                                 .retryable = e->out.retryable,
+                                 .snooze_ms = e->out.snooze_ms,
+                                 .executor_version = e->out.executor_version,
+                                 .children = e->out.children,
+                                 .nchildren = e->out.nchildren};
         }
         if (rc == 0) {
             rc = tf_uc_ack(r->uc, acks, b->n, on_acked, b);
@@ -318,6 +330,9 @@ static void on_run_done(void *arg, const tf_exec_outcome_t *outcome) {
     tf_runner_t *r = e->r;
     e->run = NULL;
     if (e->forgotten || e->releasing) {
+        if (outcome->children_free != NULL) {
+            outcome->children_free(outcome->children_ctx);
+        }
         exec_done(e);
         return;
     }
@@ -325,9 +340,18 @@ static void on_run_done(void *arg, const tf_exec_outcome_t *outcome) {
     int ok = outcome->status == TF_EXEC_SUCCEEDED;
     if (keep_outcome(&e->out, ok, outcome->result, outcome->error_type, outcome->error_message,
                      outcome->retryable) != 0) {
+        if (outcome->children_free != NULL) {
+            outcome->children_free(outcome->children_ctx);
+        }
         exec_fail(e, "internal", "out of memory keeping the outcome", 1);
         return;
     }
+    e->out.snooze_ms = ok ? outcome->snooze_ms : 0;
+    e->out.executor_version = outcome->executor_version;
+    e->out.children = outcome->children;
+    e->out.nchildren = outcome->nchildren;
+    e->out.children_free = outcome->children_free;
+    e->out.children_ctx = outcome->children_ctx;
     outcome_ready(e);
 }
 

@@ -48,6 +48,13 @@ typedef struct {
     char *result_json; /* ok: JSON text, NULL for null */
     char *error_type;  /* !ok */
     char *error_message;
+    int64_t snooze_ms;
+    int executor_version;
+    /* Jobs the run created, kept until the outcome is acknowledged. */
+    const tf_new_job_t *const *children;
+    size_t nchildren;
+    void (*children_free)(void *ctx);
+    void *children_ctx;
 } tf__outcome_t;
 
 typedef struct tf__exec tf__exec_t;

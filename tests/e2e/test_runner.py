@@ -310,12 +310,12 @@ def test_private_address_is_blocked():
     assert time.monotonic() - started < 3
 
 
-def test_lua_executor_is_unavailable():
+def test_missing_lua_executor_fails_for_good():
     job = expect(tf.request("POST", "/v1/jobs", {"type": "Lua", "executor": {
         "kind": "lua", "name": "nothing"}}, headers=auth(KEY)), 201)
     done = wait_state(job["id"], TERMINAL)
-    assert done["state"] == "FAILED", done
-    assert done["last_error"]["type"] == "executor_unavailable", done
+    assert done["state"] == "FAILED" and done["attempts"] == 1, done
+    assert done["last_error"]["type"] == "lua_executor_missing", done
 
 
 def test_cancel_aborts_the_running_call():
@@ -498,7 +498,7 @@ def main():
             test_client_error_is_not_retried,
             test_timeout_aborts_the_call,
             test_private_address_is_blocked,
-            test_lua_executor_is_unavailable,
+            test_missing_lua_executor_fails_for_good,
             test_cancel_aborts_the_running_call,
             test_many_jobs_each_called_once,
             test_delayed_job_runs_on_time,

@@ -1,0 +1,703 @@
+/*
+ * luaexec.c - the `lua` executor kind and the upload checker (see
+ * luaexec.h): the executors kept per loop, runs, and jobs runs create.
+ */
+#include "adapters/luaexec/luaexec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <lauxlib.h>
+
+#include "adapters/jobspec/job_input.h"
+#include "adapters/jobspec/submission.h"
+#include "adapters/json/jbuf.h"
+#include "engine/error.h"
+#include "engine/utf8.h"
+#include "stdlib/tf.h"
+
+/* What vetting a module's table needs, first in both a run and a check. */
+typedef struct {
+    int job_run; /* a run of a job (tf.enqueue allowed), not an upload check */
+    char name[TF_SCRIPT_NAME_MAX + 1];
+    int collect; /* keep handles and timeout_ms (checks) */
+    char **handles;
+    size_t nhandles;
+    int64_t timeout_ms;
+} vet_t;
+
+typedef struct entry entry_t;
+typedef struct run run_t;
+
+/* The jobs one run created, handed to the runner with the outcome. */
+typedef struct {
+    size_t n;
+    tf_submission_t *subs[TF_LUAEXEC_ENQUEUE_MAX];
+    const tf_new_job_t *jobs[TF_LUAEXEC_ENQUEUE_MAX];
+    char parent_id[40];
+    char actor[TF_SCRIPT_NAME_MAX + 16];
+} children_t;
+
+struct run {
+    vet_t vet; /* first: the call's user */
+    tf_luaexec_t *x;
+    run_t *next_waiter;
+    tf_lua_run_t *lua; /* NULL until started */
+    int cancelled;
+    tf_exec_done_fn done;
+    void *done_arg;
+    char job_id[40], tenant_id[40];
+    char *correlation_id;
+    char *job_json;
+    int64_t timeout_ms;
+    int version;
+    children_t *children;
+};
+
+/* An executor as read from the store, or being read. */
+struct entry {
+    tf_luaexec_t *x;
+    entry_t *next;
+    char tenant_id[40];
+    char name[TF_SCRIPT_NAME_MAX + 1];
+    int loading;
+    int stale; /* forgotten while loading: serve the waiters, keep nothing */
+    int version;
+    char *source;
+    size_t source_len;
+    int64_t timeout_ms;
+    run_t *waiters;
+};
+
+typedef struct {
+    vet_t vet; /* first: the call's user */
+    tf_script_check_cb cb;
+    void *arg;
+} check_t;
+
+struct tf_luaexec {
+    uv_loop_t *loop;
+    tf_luaexec_config_t cfg;
+    tf_lua_host_t *host;
+    tf_http_client_t *http;
+    tf_stdlib_t lib;
+    tf_executor_t port;
+    tf_script_checker_t checker;
+    entry_t *entries;
+    size_t nentries;
+    void (*closed_cb)(void *arg);
+    void *closed_arg;
+};
+
+/* ---- vetting a module ---- */
+
+static void vet_free(vet_t *v) {
+    for (size_t i = 0; i < v->nhandles; i++) {
+        free(v->handles[i]);
+    }
+    free(v->handles);
+    v->handles = NULL;
+    v->nhandles = 0;
+}
+
+static int field_type(lua_State *L, int idx, const char *key) {
+    lua_pushstring(L, key);
+    return lua_rawget(L, idx);
+}
+
+static int vet_fail(lua_State *L, int top, char *err, size_t errlen, const char *what) {
+    lua_settop(L, top);
+    snprintf(err, errlen, "%s", what);
+    return -1;
+}
+
+/* Checks the executor table at `idx` (raw access only): name, handles,
+ * run, timeout_ms. */
+static int vet_module(lua_State *L, int idx, void *user, char *err, size_t errlen) {
+    vet_t *v = user;
+    int top = lua_gettop(L);
+    if (lua_type(L, idx) != LUA_TTABLE) {
+        snprintf(err, errlen, "the script must return a table {name = ..., handles = {...}, run = "
+                              "function(job, ctx) ... end} (it returned a %s)",
+                 luaL_typename(L, idx));
+        return -1;
+    }
+    static const char *const known[] = {"name", "handles", "run", "timeout_ms", NULL};
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_pop(L, 1);
+        int ok = 0;
+        for (size_t i = 0; !ok && known[i] != NULL && lua_type(L, -1) == LUA_TSTRING; i++) {
+            ok = strcmp(lua_tostring(L, -1), known[i]) == 0;
+        }
+        if (!ok) {
+            char what[200];
+            snprintf(what, sizeof(what),
+                     "the returned table has an unknown field %.64s (known: name, handles, run, "
+                     "timeout_ms)",
+                     lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(not a name)");
+            return vet_fail(L, top, err, errlen, what);
+        }
+    }
+    if (field_type(L, idx, "name") != LUA_TSTRING || strcmp(lua_tostring(L, -1), v->name) != 0) {
+        char what[240];
+        snprintf(what, sizeof(what), "name must be \"%s\" (the executor's name in the URL)",
+                 v->name);
+        return vet_fail(L, top, err, errlen, what);
+    }
+    if (field_type(L, idx, "run") != LUA_TFUNCTION) {
+        return vet_fail(L, top, err, errlen, "run must be a function(job, ctx)");
+    }
+    int t = field_type(L, idx, "timeout_ms");
+    int isint = 0;
+    lua_Integer timeout = lua_tointegerx(L, -1, &isint);
+    if (t != LUA_TNIL && (t != LUA_TNUMBER || !isint || timeout < 1 || timeout > 86400000)) {
+        return vet_fail(L, top, err, errlen,
+                        "timeout_ms must be an integer from 1 to 86400000 (one day)");
+    }
+    t = field_type(L, idx, "handles");
+    int handles = lua_gettop(L);
+    lua_Integer n = t == LUA_TTABLE ? (lua_Integer)lua_rawlen(L, handles) : 0;
+    if (t != LUA_TNIL && t != LUA_TTABLE) {
+        return vet_fail(L, top, err, errlen, "handles must be a list of job types");
+    }
+    if (n > TF_SCRIPT_HANDLES_MAX) {
+        return vet_fail(L, top, err, errlen, "handles may list at most 64 job types");
+    }
+    if (t == LUA_TTABLE) {
+        lua_Integer count = 0;
+        lua_pushnil(L);
+        while (lua_next(L, handles) != 0) {
+            lua_pop(L, 1);
+            count++;
+        }
+        if (count != n) {
+            return vet_fail(L, top, err, errlen, "handles must be a list (keys 1..n) of job types");
+        }
+    }
+    if (v->collect) {
+        vet_free(v);
+        v->handles = n > 0 ? calloc((size_t)n, sizeof(char *)) : NULL;
+        if (n > 0 && v->handles == NULL) {
+            return vet_fail(L, top, err, errlen, "out of memory");
+        }
+    }
+    for (lua_Integer i = 1; i <= n; i++) {
+        size_t len = 0;
+        const char *type = lua_rawgeti(L, handles, i) == LUA_TSTRING ? lua_tolstring(L, -1, &len)
+                                                                      : NULL;
+        if (type == NULL || len == 0 || len > 128 || !tf_utf8_valid(type, len) ||
+            memchr(type, '\0', len) != NULL) {
+            return vet_fail(L, top, err, errlen,
+                            "handles must list job types: strings of 1 to 128 bytes of UTF-8");
+        }
+        if (v->collect) {
+            v->handles[v->nhandles] = strdup(type);
+            if (v->handles[v->nhandles] == NULL) {
+                return vet_fail(L, top, err, errlen, "out of memory");
+            }
+            v->nhandles++;
+        }
+        lua_pop(L, 1);
+    }
+    if (v->collect) {
+        v->timeout_ms = timeout > 0 && isint ? (int64_t)timeout : -1;
+    }
+    lua_settop(L, top);
+    return 0;
+}
+
+/* ---- jobs created by runs (tf.enqueue) ---- */
+
+static void children_free(void *arg) {
+    children_t *c = arg;
+    for (size_t i = 0; i < c->n; i++) {
+        tf_submission_free(c->subs[i]);
+    }
+    free(c);
+}
+
+static int enqueue(void *ctx, tf_lua_run_t *lua, const char *spec, size_t len, char id[40],
+                   char *err, size_t errlen) {
+    tf_luaexec_t *x = ctx;
+    vet_t *v = tf_lua_run_call(lua)->user;
+    if (v == NULL || !v->job_run) {
+        snprintf(err, errlen, "only the run of a job can enqueue jobs");
+        return TF_EINVAL;
+    }
+    run_t *run = (run_t *)v;
+    if (run->children != NULL && run->children->n >= TF_LUAEXEC_ENQUEUE_MAX) {
+        snprintf(err, errlen, "a run may create at most %d jobs", TF_LUAEXEC_ENQUEUE_MAX);
+        return TF_EINVAL;
+    }
+    json_error_t jerr;
+    json_t *body = json_loadb(spec, len, 0, &jerr);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        snprintf(err, errlen, "the job must be a table of the fields of POST /v1/jobs");
+        return TF_EINVAL;
+    }
+    static const char *const refused[] = {"depends_on", "correlation_id", NULL};
+    for (size_t i = 0; refused[i] != NULL; i++) {
+        if (json_object_get(body, refused[i]) != NULL) {
+            snprintf(err, errlen,
+                     "%s: not accepted here (a job a run creates has the run's job as parent "
+                     "and its correlation id)",
+                     refused[i]);
+            json_decref(body);
+            return TF_EINVAL;
+        }
+    }
+    tf_job_input_t in;
+    tf_verr_t verr;
+    int rc = tf_job_input_parse(body, "", &in, &verr);
+    if (rc != 0) {
+        if (rc == TF_EINVAL) {
+            snprintf(err, errlen, "%s: %s", verr.field, verr.message);
+        }
+        json_decref(body);
+        return rc;
+    }
+    if (run->children == NULL) {
+        run->children = calloc(1, sizeof(*run->children));
+        if (run->children == NULL) {
+            tf_job_input_free(&in);
+            json_decref(body);
+            return TF_ENOMEM;
+        }
+        snprintf(run->children->parent_id, sizeof(run->children->parent_id), "%s", run->job_id);
+        snprintf(run->children->actor, sizeof(run->children->actor), "executor:%s", run->vet.name);
+    }
+    children_t *c = run->children;
+    tf_submission_t *sub = NULL;
+    rc = tf_submission_create(x->cfg.uc, run->tenant_id, c->actor, &in, body, run->correlation_id,
+                              &sub);
+    tf_job_input_free(&in);
+    json_decref(body);
+    if (rc != 0) {
+        return rc;
+    }
+    sub->job.parent_id = c->parent_id;
+    c->subs[c->n] = sub;
+    c->jobs[c->n] = &sub->job;
+    c->n++;
+    snprintf(id, 40, "%s", sub->job.id);
+    return 0;
+}
+
+/* ---- runs ---- */
+
+static void run_free(run_t *run) {
+    if (run->children != NULL) {
+        children_free(run->children);
+    }
+    free(run->correlation_id);
+    free(run->job_json);
+    free(run);
+}
+
+static void fail_run(run_t *run, const char *type, const char *message, int retryable) {
+    tf_exec_outcome_t out = {.status = TF_EXEC_FAILED,
+                             .error_type = type,
+                             .error_message = message,
+                             .retryable = retryable,
+                             .executor_version = run->version};
+    run->done(run->done_arg, &out);
+    run_free(run);
+}
+
+static void lua_done(void *arg, const tf_lua_outcome_t *o) {
+    run_t *run = arg;
+    run->lua = NULL;
+    tf_exec_outcome_t out = {.executor_version = run->version};
+    if (o->status == TF_LUA_OK) {
+        out.status = TF_EXEC_SUCCEEDED;
+        out.result = o->snooze_ms > 0 ? NULL : o->result_json;
+        out.snooze_ms = o->snooze_ms;
+        if (run->children != NULL) {
+            out.children = run->children->jobs;
+            out.nchildren = run->children->n;
+            out.children_free = children_free;
+            out.children_ctx = run->children;
+            run->children = NULL; /* handed over */
+        }
+    } else {
+        out.status = TF_EXEC_FAILED;
+        out.error_type = o->error_type;
+        out.error_message = o->error_message;
+        out.retryable = o->retryable && !o->fatal;
+    }
+    run->done(run->done_arg, &out);
+    run_free(run);
+}
+
+/* The job's arguments to run(job, ctx). */
+static char *job_json(const tf_exec_job_t *job) {
+    tf_jbuf_t b;
+    tf_jbuf_init(&b);
+    tf_jbuf_obj_open(&b);
+    tf_jbuf_key(&b, "id");
+    tf_jbuf_str(&b, job->job_id);
+    tf_jbuf_key(&b, "tenant_id");
+    tf_jbuf_str(&b, job->tenant_id);
+    tf_jbuf_key(&b, "queue");
+    tf_jbuf_str(&b, job->queue);
+    tf_jbuf_key(&b, "type");
+    tf_jbuf_str(&b, job->type);
+    tf_jbuf_key(&b, "payload");
+    tf_jbuf_raw(&b, job->payload != NULL ? job->payload : "null");
+    tf_jbuf_key(&b, "attempt");
+    tf_jbuf_int(&b, job->attempt);
+    tf_jbuf_key(&b, "max_attempts");
+    tf_jbuf_int(&b, job->max_attempts);
+    tf_jbuf_key(&b, "correlation_id");
+    tf_jbuf_str(&b, job->correlation_id);
+    tf_jbuf_obj_close(&b);
+    char *text = NULL;
+    size_t len = 0;
+    return tf_jbuf_finish(&b, &text, &len) == 0 ? text : NULL;
+}
+
+static int launch(run_t *run, const entry_t *e) {
+    run->version = e->version;
+    char key[TF_SCRIPT_NAME_MAX + 32], chunk[TF_SCRIPT_NAME_MAX + 16], ctx[TF_SCRIPT_NAME_MAX + 64];
+    snprintf(key, sizeof(key), "executor:%s@%d", e->name, e->version);
+    snprintf(chunk, sizeof(chunk), "=executor %s", e->name);
+    snprintf(ctx, sizeof(ctx), "{\"executor\":{\"name\":\"%s\",\"version\":%d}}", e->name,
+             e->version);
+    const char *args[2] = {run->job_json, ctx};
+    int64_t timeout = run->timeout_ms;
+    if (e->timeout_ms > 0 && e->timeout_ms < timeout) {
+        timeout = e->timeout_ms;
+    }
+    tf_lua_call_t call = {.tenant_id = run->tenant_id,
+                          .module_key = key,
+                          .source = e->source,
+                          .source_len = e->source_len,
+                          .chunkname = chunk,
+                          .function = "run",
+                          .args_json = args,
+                          .nargs = 2,
+                          .check_module = vet_module,
+                          .timeout_ms = timeout,
+                          .job_id = run->job_id,
+                          .correlation_id = run->correlation_id,
+                          .user = run};
+    return tf_lua_start(run->x->host, &call, lua_done, run, &run->lua);
+}
+
+/* ---- the executors kept ---- */
+
+static void entry_free(entry_t *e) {
+    free(e->source);
+    free(e);
+}
+
+static void entry_unlink(tf_luaexec_t *x, entry_t *e) {
+    for (entry_t **p = &x->entries; *p != NULL; p = &(*p)->next) {
+        if (*p == e) {
+            *p = e->next;
+            x->nentries--;
+            return;
+        }
+    }
+}
+
+static entry_t *entry_find(tf_luaexec_t *x, const char *tenant_id, const char *name) {
+    for (entry_t *e = x->entries; e != NULL; e = e->next) {
+        if (!e->stale && strcmp(e->tenant_id, tenant_id) == 0 && strcmp(e->name, name) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* Keeps at most TF_LUAEXEC_CACHE_MAX: the last loaded ones go first. */
+static void entries_trim(tf_luaexec_t *x) {
+    while (x->nentries > TF_LUAEXEC_CACHE_MAX) {
+        entry_t *victim = NULL;
+        for (entry_t *e = x->entries; e != NULL; e = e->next) {
+            if (!e->loading) {
+                victim = e;
+            }
+        }
+        if (victim == NULL) {
+            return;
+        }
+        entry_unlink(x, victim);
+        entry_free(victim);
+    }
+}
+
+static void loaded(void *arg, int status, const tf_script_t *script) {
+    entry_t *e = arg;
+    run_t *waiters = e->waiters;
+    e->waiters = NULL;
+    e->loading = 0;
+    if (status == 0 && script != NULL) {
+        e->source = malloc(script->source_len + 1);
+        if (e->source == NULL) {
+            status = TF_ENOMEM;
+        } else {
+            memcpy(e->source, script->source, script->source_len);
+            e->source[script->source_len] = '\0';
+            e->source_len = script->source_len;
+            e->version = script->version;
+            e->timeout_ms = script->timeout_ms;
+        }
+    }
+    int keep = status == 0 && script != NULL && !e->stale;
+    char message[300];
+    snprintf(message, sizeof(message), "the tenant has no Lua executor named \"%s\"", e->name);
+    while (waiters != NULL) {
+        run_t *run = waiters;
+        waiters = run->next_waiter;
+        if (run->cancelled) {
+            fail_run(run, "cancelled", "the run was cancelled", 1);
+        } else if (status != 0) {
+            fail_run(run, "internal", "cannot read the Lua executor", 1);
+        } else if (script == NULL) {
+            fail_run(run, "lua_executor_missing", message, 0);
+        } else if (launch(run, e) != 0) {
+            fail_run(run, "internal", "cannot start the Lua run", 1);
+        }
+    }
+    if (!keep) {
+        entry_unlink(e->x, e);
+        entry_free(e);
+    }
+}
+
+/* ---- the executor port ---- */
+
+static int start(void *ctx, const tf_exec_job_t *job, tf_exec_done_fn done, void *arg,
+                 void **out) {
+    tf_luaexec_t *x = ctx;
+    json_t *executor = job->executor != NULL ? json_loads(job->executor, 0, NULL) : NULL;
+    const char *name = json_string_value(json_object_get(executor, "name"));
+    if (name == NULL || strlen(name) > TF_SCRIPT_NAME_MAX || x->cfg.scripts == NULL) {
+        json_decref(executor);
+        return TF_EINVAL;
+    }
+    run_t *run = calloc(1, sizeof(*run));
+    if (run == NULL) {
+        json_decref(executor);
+        return TF_ENOMEM;
+    }
+    run->x = x;
+    run->vet.job_run = 1;
+    snprintf(run->vet.name, sizeof(run->vet.name), "%s", name);
+    json_decref(executor);
+    snprintf(run->job_id, sizeof(run->job_id), "%s", job->job_id);
+    snprintf(run->tenant_id, sizeof(run->tenant_id), "%s", job->tenant_id);
+    run->correlation_id = job->correlation_id != NULL ? strdup(job->correlation_id) : NULL;
+    run->job_json = job_json(job);
+    run->timeout_ms = job->timeout_ms;
+    run->done = done;
+    run->done_arg = arg;
+    if (run->job_json == NULL || (job->correlation_id != NULL && run->correlation_id == NULL)) {
+        run_free(run);
+        return TF_ENOMEM;
+    }
+    entry_t *e = entry_find(x, run->tenant_id, run->vet.name);
+    if (e != NULL && !e->loading) {
+        int rc = launch(run, e);
+        if (rc != 0) {
+            run_free(run);
+            return rc;
+        }
+        *out = run;
+        return 0;
+    }
+    if (e == NULL) {
+        e = calloc(1, sizeof(*e));
+        if (e == NULL) {
+            run_free(run);
+            return TF_ENOMEM;
+        }
+        e->x = x;
+        snprintf(e->tenant_id, sizeof(e->tenant_id), "%s", run->tenant_id);
+        snprintf(e->name, sizeof(e->name), "%s", run->vet.name);
+        e->loading = 1;
+        int rc = x->cfg.scripts->get_executor(x->cfg.scripts->ctx, e->tenant_id, e->name, 0, loaded,
+                                              e);
+        if (rc != 0) {
+            free(e);
+            run_free(run);
+            return rc;
+        }
+        e->next = x->entries;
+        x->entries = e;
+        x->nentries++;
+        entries_trim(x);
+    }
+    run->next_waiter = e->waiters;
+    e->waiters = run;
+    *out = run;
+    return 0;
+}
+
+static void cancel(void *ctx, void *handle) {
+    (void)ctx;
+    run_t *run = handle;
+    run->cancelled = 1;
+    if (run->lua != NULL) {
+        tf_lua_cancel(run->lua);
+    }
+}
+
+void tf_luaexec_forget(tf_luaexec_t *x, const char *tenant_id, const char *name) {
+    for (entry_t **p = &x->entries; *p != NULL;) {
+        entry_t *e = *p;
+        int match = tenant_id == NULL ||
+                    (strcmp(e->tenant_id, tenant_id) == 0 && strcmp(e->name, name) == 0);
+        if (!match) {
+            p = &e->next;
+        } else if (e->loading) {
+            e->stale = 1; /* its load answers its waiters, then it goes */
+            p = &e->next;
+        } else {
+            *p = e->next;
+            x->nentries--;
+            entry_free(e);
+        }
+    }
+}
+
+/* ---- the checker ---- */
+
+static void checked(void *arg, const tf_lua_outcome_t *o) {
+    check_t *c = arg;
+    if (o->status == TF_LUA_OK) {
+        tf_script_meta_t meta = {.handles = (const char *const *)c->vet.handles,
+                                 .nhandles = c->vet.nhandles,
+                                 .timeout_ms = c->vet.timeout_ms};
+        c->cb(c->arg, 0, NULL, &meta);
+    } else if (strcmp(o->error_type, "shutdown") == 0) {
+        c->cb(c->arg, TF_ESHUTDOWN, o->error_message, NULL);
+    } else {
+        char message[1100];
+        if (strcmp(o->error_type, "lua_syntax") == 0 || strcmp(o->error_type, "lua_module") == 0 ||
+            strcmp(o->error_type, "lua_error") == 0) {
+            snprintf(message, sizeof(message), "%s", o->error_message);
+        } else {
+            snprintf(message, sizeof(message), "the script's top level failed (%s): %s",
+                     o->error_type, o->error_message);
+        }
+        c->cb(c->arg, TF_EINVAL, message, NULL);
+    }
+    vet_free(&c->vet);
+    free(c);
+}
+
+static int check_executor(void *ctx, const char *tenant_id, const char *name, const char *source,
+                          size_t len, tf_script_check_cb cb, void *arg) {
+    tf_luaexec_t *x = ctx;
+    check_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return TF_ENOMEM;
+    }
+    c->cb = cb;
+    c->arg = arg;
+    c->vet.collect = 1;
+    c->vet.timeout_ms = -1;
+    snprintf(c->vet.name, sizeof(c->vet.name), "%s", name);
+    /* A scratch VM: an upload never runs in the tenant's live one. */
+    char scratch[64], chunk[TF_SCRIPT_NAME_MAX + 16];
+    snprintf(scratch, sizeof(scratch), "check:%s", tenant_id);
+    snprintf(chunk, sizeof(chunk), "=executor %s", name);
+    tf_lua_call_t call = {.tenant_id = scratch,
+                          .source = source,
+                          .source_len = len,
+                          .chunkname = chunk,
+                          .check_module = vet_module,
+                          .timeout_ms = TF_LUAEXEC_CHECK_TIMEOUT_MS,
+                          .user = c};
+    int rc = tf_lua_start(x->host, &call, checked, c, NULL);
+    if (rc != 0) {
+        free(c);
+    }
+    return rc;
+}
+
+/* ---- life ---- */
+
+int tf_luaexec_create(uv_loop_t *loop, const tf_luaexec_config_t *cfg, tf_luaexec_t **out) {
+    tf_luaexec_t *x = calloc(1, sizeof(*x));
+    if (x == NULL) {
+        return TF_ENOMEM;
+    }
+    x->loop = loop;
+    x->cfg = *cfg;
+    int rc = 0;
+    if (cfg->http != NULL) {
+        rc = tf_http_client_create(loop, cfg->http, &x->http);
+    }
+    x->lib = (tf_stdlib_t){.loop = loop, .http = x->http, .enqueue = enqueue, .enqueue_ctx = x};
+    tf_lua_config_t lcfg = {.limits = cfg->limits,
+                            .clock = cfg->uc != NULL ? cfg->uc->clock : NULL,
+                            .open_libs = tf_stdlib_open,
+                            .libs_ctx = &x->lib,
+                            .log = cfg->log,
+                            .metrics = cfg->metrics};
+    if (rc == 0) {
+        rc = tf_lua_host_create(loop, &lcfg, &x->host);
+    }
+    if (rc != 0) {
+        if (x->http != NULL) {
+            tf_http_client_close(x->http, NULL, NULL);
+        }
+        free(x);
+        return rc;
+    }
+    x->port = (tf_executor_t){.kind = "lua", .ctx = x, .start = start, .cancel = cancel};
+    x->checker = (tf_script_checker_t){.ctx = x, .check_executor = check_executor};
+    *out = x;
+    return 0;
+}
+
+const tf_executor_t *tf_luaexec_port(tf_luaexec_t *x) {
+    return &x->port;
+}
+
+const tf_script_checker_t *tf_luaexec_checker(tf_luaexec_t *x) {
+    return &x->checker;
+}
+
+tf_lua_host_t *tf_luaexec_host(tf_luaexec_t *x) {
+    return x->host;
+}
+
+static void http_closed(void *arg) {
+    tf_luaexec_t *x = arg;
+    void (*cb)(void *) = x->closed_cb;
+    void *cb_arg = x->closed_arg;
+    while (x->entries != NULL) {
+        entry_t *e = x->entries;
+        x->entries = e->next;
+        entry_free(e);
+    }
+    free(x);
+    if (cb != NULL) {
+        cb(cb_arg);
+    }
+}
+
+static void host_closed(void *arg) {
+    tf_luaexec_t *x = arg;
+    if (x->http != NULL) {
+        tf_http_client_close(x->http, http_closed, x);
+    } else {
+        http_closed(x);
+    }
+}
+
+/* The runner closes first: its executions waiting for an executor's load
+ * keep it open until the load answered, so none is pending here. */
+void tf_luaexec_close(tf_luaexec_t *x, void (*closed_cb)(void *arg), void *arg) {
+    x->closed_cb = closed_cb;
+    x->closed_arg = arg;
+    tf_lua_host_close(x->host, host_closed, x);
+}
