@@ -6,7 +6,10 @@
 #     connections per loop), over a preloaded queue;
 #  2. the built-in http executor: jobs/s for N jobs whose executor calls a
 #     trivial local endpoint (TaskFlow's own GET /healthz);
-#  3. latency from submission to a long-polling worker holding the job
+#  3. a trivial Lua executor (uploaded through the API): jobs/s for N jobs
+#     naming it, and TaskFlow's CPU per job (the whole process: API, runner,
+#     Lua host, database client);
+#  4. latency from submission to a long-polling worker holding the job
 #     (bench/latency.py), p50 and p99.
 #   bench/process.sh [seconds per run (8)] [runs (3)]
 set -euo pipefail
@@ -67,6 +70,43 @@ for r in $(seq "$runs"); do
 done
 printf 'http executor median: jobs_per_s=%s\n' \
   "$(printf '%s\n' "${exec_lines[@]}" | field jobs_per_s | median)"
+
+# The whole process's CPU (user + system) in microseconds.
+server_cpu_us() {
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f", ($14 + $15) * 1000000 / hz }' \
+    "/proc/$bench_server/stat"
+}
+
+curl -sf -X PUT "localhost:$port/v1/executors/noop" -H "Authorization: Bearer $TASKFLOW_BENCH_TOKEN" \
+  -H 'Content-Type: text/x-lua' --data-binary \
+  'return {name = "noop", handles = {}, run = function(job, ctx) return {ok = true, i = job.payload.i} end}' \
+  >/dev/null
+lua_lines=()
+pause_lua() {
+  curl -sf -X PUT "localhost:$port/v1/admin/queues/lua" -H "Authorization: Bearer $bench_admin" \
+    -H 'Content-Type: application/json' -d "{\"paused\": $1}" >/dev/null
+}
+for r in $(seq "$runs"); do
+  # Preloaded into the paused queue, then timed from the first start to the
+  # last finish (as the external workers drain a preloaded queue).
+  sql "DELETE FROM jobs WHERE queue = 'lua'" >/dev/null
+  pause_lua true
+  preload "$n" lua '{"kind":"lua","name":"noop"}'
+  cpu0=$(server_cpu_us)
+  pause_lua false
+  while [ "$(sql "SELECT count(*) FROM jobs WHERE queue = 'lua' AND state IN (3,4,5,6)")" \
+          -lt "$n" ]; do sleep 0.05; done
+  cpu1=$(server_cpu_us)
+  secs_lua=$(sql "SELECT extract(epoch FROM max(finished_at) - min(started_at)) FROM jobs
+                  WHERE queue = 'lua'")
+  rate=$(awk -v n="$n" -v s="$secs_lua" 'BEGIN { printf "%.0f", n / s }')
+  failed=$(sql "SELECT count(*) FROM jobs WHERE queue = 'lua' AND state <> 3")
+  echo "lua executor run $r: jobs=$n seconds=$(printf '%.2f' "$secs_lua") jobs_per_s=$rate" \
+    "not_succeeded=$failed taskflow_cpu_us_per_job=$(( (cpu1 - cpu0) / n ))"
+  lua_lines+=("x jobs_per_s=$rate")
+done
+printf 'lua executor median: jobs_per_s=%s\n' \
+  "$(printf '%s\n' "${lua_lines[@]}" | field jobs_per_s | median)"
 
 for r in $(seq "$runs"); do
   echo "latency run $r: $(python3 bench/latency.py "http://127.0.0.1:$port" \

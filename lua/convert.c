@@ -88,7 +88,7 @@ typedef struct {
 static int fail(enc_t *e, int rc, const char *what) {
     if (e->rc == 0) {
         e->rc = rc;
-        snprintf(e->err, TF_LUA_ERR_LEN, "%s at %s", what, e->path);
+        snprintf(e->err, TF_LUA_ERR_LEN, "%.50s at %.100s", what, e->path);
     }
     return e->rc;
 }
@@ -278,7 +278,9 @@ int tf_lua_to_json(lua_State *L, int idx, const tf_lua_json_limits_t *lim, const
 /* ---- JSON to Lua ---- */
 
 static int push_value(lua_State *L, json_t *v, int depth, int max_depth, char *err) {
-    if (depth > max_depth) {
+    /* Counted as the encoder counts: at most max_depth arrays and objects
+     * nested in one another; a scalar inside the innermost one is fine. */
+    if ((json_is_object(v) || json_is_array(v)) && depth >= max_depth) {
         snprintf(err, TF_LUA_ERR_LEN, "JSON nested deeper than %d", max_depth);
         return TF_EINVAL;
     }

@@ -856,9 +856,7 @@ static void idle_cb(uv_idle_t *idle) {
         if (uv_hrtime() - t0 >= slice) {
             break;
         }
-        if (h->finished_head != NULL && h->finished_head->next != NULL) {
-            deliver(h); /* keep outcomes flowing while runs are short */
-        }
+        deliver(h); /* an outcome does not wait for the next run's slice */
     }
     deliver(h);
     if (h->ready_vms == NULL && h->finished_head == NULL) {
