@@ -88,7 +88,7 @@ typedef struct {
 static int fail(enc_t *e, int rc, const char *what) {
     if (e->rc == 0) {
         e->rc = rc;
-        snprintf(e->err, TF_LUA_ERR_LEN, "%.50s at %.100s", what, e->path);
+        snprintf(e->err, TF_LUA_ERR_LEN, "%.62s at %.90s", what, e->path);
     }
     return e->rc;
 }

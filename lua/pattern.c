@@ -84,6 +84,9 @@ static int class_has(int c, int cls) {
     case 'x':
         in = isxdigit(c);
         break;
+    case 'z': /* NUL: gone from the 5.4 manual, still in stock 5.4's matcher */
+        in = c == 0;
+        break;
     default:
         return cls == c; /* %. and the like: the character itself */
     }
@@ -332,6 +335,10 @@ static const char *match(matcher_t *m, const char *s, const char *p) {
             p = ep + 1;
             continue;
         }
+        if (!here && (q == '*' || q == '-')) {
+            p = ep + 1; /* zero repetitions, without nesting (as stock Lua counts depth) */
+            continue;
+        }
         if (q == '+') {
             r = here ? greedy(m, s + 1, p, ep) : NULL;
             break;
@@ -507,7 +514,7 @@ static int str_gmatch(lua_State *L) {
     luaL_checkstring(L, 2);
     size_t init = start_index(luaL_optinteger(L, 3, 1), ls);
     if (init > ls + 1) {
-        init = ls + 1; /* no match, ever */
+        init = ls + 2; /* past the end: no match, ever (not even an empty one) */
     }
     lua_settop(L, 2);
     lua_pushinteger(L, (lua_Integer)init - 1);

@@ -65,7 +65,7 @@ static void item(tf_jbuf_t *b) {
 static void open_level(tf_jbuf_t *b, char c) {
     item(b);
     put(b, &c, 1);
-    if (b->depth + 1 >= TF_JBUF_MAX_DEPTH) {
+    if (b->depth >= TF_JBUF_MAX_DEPTH) {
         b->failed = 1;
         return;
     }

@@ -22,8 +22,8 @@ typedef struct {
     size_t len, cap;
     int failed;
     int depth;
-    unsigned char first[TF_JBUF_MAX_DEPTH]; /* 1 while the level has no item yet */
-    int after_key;                          /* a key was just written */
+    unsigned char first[TF_JBUF_MAX_DEPTH + 1]; /* per level (0: top): 1 while it has no item */
+    int after_key; /* a key was just written */
 } tf_jbuf_t;
 
 void tf_jbuf_init(tf_jbuf_t *b);
