@@ -1,0 +1,1 @@
+return {name = "fz", handles = {1, 2}, run = 1, timeout_ms = "x", extra = true}

@@ -1,0 +1,1 @@
+string.upper = 1 return tf.http.request{url = "http://127.0.0.1:1/"}

@@ -1,0 +1,1 @@
+return {name = "fz", run = function(job) local t = {} for i = 1, 10 do t[i] = job.payload end return tf.json.encode(t) end}

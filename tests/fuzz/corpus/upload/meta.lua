@@ -1,0 +1,1 @@
+local t = setmetatable({}, {__index = function() error("x") end}) return t

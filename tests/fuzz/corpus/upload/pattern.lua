@@ -1,0 +1,1 @@
+return ("a"):rep(3000):find(("a-"):rep(6) .. "b")

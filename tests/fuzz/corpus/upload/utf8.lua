@@ -1,0 +1,1 @@
+return {name = "fz", handles = {"ÿþ"}, run = function() end}

@@ -1,0 +1,1 @@
+return {name = "fz", handles = {"A", "B"}, timeout_ms = 100, run = function(job, ctx) return {ok = true} end}
