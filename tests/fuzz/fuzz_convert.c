@@ -69,6 +69,9 @@ static void build(lua_State *L, input_t *in) {
             lua_settop(L, base + 1);
             top = 1;
         }
+        if (!lua_checkstack(L, 8)) {
+            abort();
+        }
         switch (op % 12) {
         case 0: { /* string of n bytes */
             int n = next_byte(in);
