@@ -95,6 +95,8 @@ typedef struct {
     const char *missing;       /* MISSING: the first missing parent id */
     const char *existing_id;   /* EXISTS */
     const char *existing_hash; /* EXISTS: hex request hash of that job */
+    const char *executor;      /* CREATED: the executor its type gave it (a tenant's Lua
+                                  executor), JSON; NULL: as submitted */
 } tf_submit_result_t;
 
 /* One attempt (API.md GET /v1/jobs/{id}/attempts). */

@@ -25,7 +25,9 @@ static void key_time(tf_jbuf_t *b, const char *key, int64_t ms) {
     tf_api_time(b, ms);
 }
 
-static void write_submitted(tf_jbuf_t *b, const tf_submission_t *s, tf_job_state_t state) {
+/* `executor` (may be NULL) is the one the job's type gave it. */
+static void write_submitted(tf_jbuf_t *b, const tf_submission_t *s, tf_job_state_t state,
+                            const char *executor) {
     const tf_new_job_t *j = &s->job;
     tf_jbuf_obj_open(b);
     tf_jbuf_key(b, "id");
@@ -67,7 +69,7 @@ static void write_submitted(tf_jbuf_t *b, const tf_submission_t *s, tf_job_state
     tf_jbuf_key(b, "retry_policy");
     tf_jbuf_raw(b, s->retry_policy);
     tf_jbuf_key(b, "executor");
-    tf_jbuf_raw(b, j->executor);
+    tf_jbuf_raw(b, executor != NULL ? executor : j->executor);
     tf_jbuf_key(b, "metadata");
     tf_jbuf_raw(b, j->metadata);
     tf_jbuf_key(b, "timeout_ms");
@@ -106,7 +108,7 @@ static void submitted(void *arg, int status, const tf_uc_submitted_t *r) {
     if (status != 0) {
         tf_api_respond_status(req, status);
     } else if (r->outcome == TF_UC_SUBMIT_CREATED) {
-        write_submitted(&b, sub, r->state);
+        write_submitted(&b, sub, r->state, r->executor);
         tf_api_respond_jbuf(req, 201, &b);
     } else if (r->outcome == TF_UC_SUBMIT_EXISTING) {
         tf_api_respond_built(req, 200, &b, tf_job_json_write(&b, r->existing));
@@ -211,7 +213,7 @@ static void batch_written(void *arg, int status, const tf_uc_batch_t *r) {
             if (r->existing[i] != NULL) {
                 rc = tf_job_json_write(&b, r->existing[i]);
             } else {
-                write_submitted(&b, bt->subs[i], r->states[i]);
+                write_submitted(&b, bt->subs[i], r->states[i], r->executors[i]);
             }
         }
         tf_jbuf_arr_close(&b);

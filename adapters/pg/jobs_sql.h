@@ -26,7 +26,10 @@
  * input row:
  *   0 ord, 1 state inserted (NULL: not inserted), 2 missing parent ids
  *   (comma-separated, NULL: none), 3 request hash of the existing job with
- *   the same idempotency key (hex), 4 always NULL, 5 the existing job's id.
+ *   the same idempotency key (hex), 4 always NULL, 5 the existing job's id,
+ *   6 the executor the job got from its type (NULL: as submitted), 7 the
+ *   wake-ups sent for such jobs (the caller's wake list, built before the
+ *   types were known, names only the executors given).
  * In batch mode any skipped row aborts the whole statement through
  * tf_abort('tf_batch:<ord>:<problem>[:<detail>]') (migration 0002), so
  * nothing is written.  A job whose parent already ended FAILED, DEAD or
@@ -39,6 +42,7 @@ enum {
     TF_SUBMIT_COL_MISSING = 2,
     TF_SUBMIT_COL_EXISTING_HASH = 3,
     TF_SUBMIT_COL_EXISTING_ID = 5,
+    TF_SUBMIT_COL_RESOLVED = 6,
 };
 
 #define TF_SQL_SUBMIT_INPUT(filter)                                                                \
@@ -93,6 +97,7 @@ enum {
     " FROM rows WHERE found = wanted"                                                              \
     " ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"       \
     " RETURNING tenant_id, id, queue, state, priority, run_at, executor IS NOT NULL AS builtin,"   \
+    " executor,"                                                                                   \
     " pending_parents, created_at),"                                                               \
     " rdy AS ("                                                                                    \
     " INSERT INTO ready (tenant_id, job_id, queue, builtin, sort_key, run_at)"                     \
@@ -111,6 +116,10 @@ enum {
     " CASE WHEN n.state = " TF_SQL_STATE(CANCELLED) " THEN 'dependency_failed' ELSE 'created'"     \
     " END, r.actor"                                                                                \
     " FROM ins n JOIN rows r ON r.id = n.id),"                                                     \
+    " lwake AS (SELECT pg_notify('taskflow_ready', q) FROM (SELECT DISTINCT n.queue || '|builtin'"  \
+    " AS q FROM ins n JOIN rows r ON r.id = n.id WHERE r.executor IS NULL"                          \
+    " AND n.executor IS NOT NULL AND n.state = " TF_SQL_STATE(PENDING)                              \
+    " AND n.pending_parents = 0) x),"                                                              \
     " prior AS ("                                                                                  \
     " SELECT r.ord, x.id, x.request_hash FROM rows r CROSS JOIN LATERAL ("                         \
     " SELECT j.id, j.request_hash FROM jobs j"                                                     \
@@ -123,7 +132,8 @@ enum {
     " WHEN n.id IS NULL AND e.id IS NULL THEN tf_abort('tf_batch:' || r.ord || ':retry')"          \
     " WHEN n.id IS NULL AND e.request_hash IS DISTINCT FROM decode(r.request_hash, 'hex')"         \
     " THEN tf_abort('tf_batch:' || r.ord || ':conflict') END END,"                                 \
-    " e.id::text"                                                                                  \
+    " e.id::text, CASE WHEN r.executor IS NULL THEN n.executor::text END,"                        \
+    " (SELECT count(*) FROM lwake)"                                                                \
     " FROM rows r"                                                                                 \
     " LEFT JOIN LATERAL (SELECT string_agg(d::text, ',') AS missing FROM unnest(r.depends_on) d"   \
     " WHERE r.found < r.wanted AND NOT EXISTS (SELECT 1 FROM jobs p"                               \

@@ -144,7 +144,9 @@ static void group_done(void *arg, int status, const tf_submit_result_t *results,
             const tf_submit_result_t *r = &results[i];
             if (r->outcome == TF_SUBMIT_CREATED) {
                 answer(sub, 0,
-                       &(tf_uc_submitted_t){.outcome = TF_UC_SUBMIT_CREATED, .state = r->state});
+                       &(tf_uc_submitted_t){.outcome = TF_UC_SUBMIT_CREATED,
+                                            .state = r->state,
+                                            .executor = r->executor});
             } else if (r->outcome == TF_SUBMIT_MISSING) {
                 answer(sub, 0,
                        &(tf_uc_submitted_t){.outcome = TF_UC_SUBMIT_MISSING_PARENT,
@@ -300,6 +302,8 @@ typedef struct {
     size_t *alias;  /* alias[i]: the written job input i is (its index in `unique`) */
     const tf_new_job_t **unique;
     tf_job_state_t *states;          /* per input */
+    char **resolved;                 /* per written job: the executor its type gave it */
+    const char **executors;          /* per input: resolved[alias[i]] */
     const tf_job_t **existing;       /* per input */
     char (*existing_ids)[TF_ID_LEN]; /* per written job: the replayed job's id, "" */
 } batch_t;
@@ -308,6 +312,11 @@ static void batch_free(batch_t *b) {
     free(b->alias);
     free(b->unique);
     free(b->states);
+    for (size_t u = 0; b->resolved != NULL && u < b->nunique; u++) {
+        free(b->resolved[u]);
+    }
+    free(b->resolved);
+    free(b->executors);
     free(b->existing);
     free(b->existing_ids);
     free(b);
@@ -335,7 +344,11 @@ static void replays_read(void *arg, int status, const tf_job_t *jobs, size_t n) 
             status = TF_EIO; /* a replayed job vanished between two reads */
         }
     }
-    tf_uc_batch_t r = {.failed = -1, .n = b->n, .states = b->states, .existing = b->existing};
+    tf_uc_batch_t r = {.failed = -1,
+                           .n = b->n,
+                           .states = b->states,
+                           .existing = b->existing,
+                           .executors = b->executors};
     batch_answer(b, status, &r);
 }
 
@@ -371,11 +384,22 @@ static void batch_written(void *arg, int status, const tf_submit_result_t *resul
             replays++;
         }
     }
+    for (size_t u = 0; u < n; u++) {
+        if (results[u].executor != NULL && (b->resolved[u] = strdup(results[u].executor)) == NULL) {
+            batch_answer(b, TF_ENOMEM, NULL);
+            return;
+        }
+    }
     for (size_t i = 0; i < b->n; i++) {
         b->states[i] = results[b->alias[i]].state;
+        b->executors[i] = b->resolved[b->alias[i]];
     }
     if (replays == 0) {
-        tf_uc_batch_t r = {.failed = -1, .n = b->n, .states = b->states, .existing = b->existing};
+        tf_uc_batch_t r = {.failed = -1,
+                           .n = b->n,
+                           .states = b->states,
+                           .existing = b->existing,
+                           .executors = b->executors};
         batch_answer(b, 0, &r);
         return;
     }
@@ -409,9 +433,12 @@ int tf_uc_submit_batch(tf_uc_t *uc, const tf_new_job_t *const *jobs, size_t n, t
     b->alias = calloc(n, sizeof(*b->alias));
     b->unique = calloc(n, sizeof(*b->unique));
     b->states = calloc(n, sizeof(*b->states));
+    b->resolved = calloc(n, sizeof(*b->resolved));
+    b->executors = calloc(n, sizeof(*b->executors));
     b->existing = calloc(n, sizeof(*b->existing));
     b->existing_ids = calloc(n, TF_ID_LEN);
-    if (!b->alias || !b->unique || !b->states || !b->existing || !b->existing_ids) {
+    if (!b->alias || !b->unique || !b->states || !b->resolved || !b->executors || !b->existing ||
+        !b->existing_ids) {
         batch_free(b);
         return TF_ENOMEM;
     }

@@ -53,6 +53,7 @@ typedef struct {
     tf_job_state_t state;     /* CREATED */
     const tf_job_t *existing; /* EXISTING */
     const char *missing;      /* MISSING_PARENT */
+    const char *executor;     /* CREATED: the executor its type gave it; NULL: as submitted */
 } tf_uc_submitted_t;
 
 /* `r` is valid during the call only; status != 0 (nothing written or
@@ -92,6 +93,8 @@ typedef struct {
     size_t n;
     const tf_job_state_t *states;
     const tf_job_t *const *existing;
+    const char *const *executors; /* per input: the executor its type gave it; NULL: as
+                                     submitted */
 } tf_uc_batch_t;
 
 typedef void (*tf_uc_batch_cb)(void *arg, int status, const tf_uc_batch_t *r);
