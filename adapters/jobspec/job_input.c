@@ -14,6 +14,7 @@
 
 #include "adapters/json/retry_json.h"
 #include "engine/error.h"
+#include "engine/names.h"
 #include "engine/timefmt.h"
 
 /* Fills `err` with "<prefix><field> <what>" and, when `arg` is not NULL,
@@ -82,19 +83,7 @@ static int text_field(const json_t *v, const char *prefix, const char *name, siz
 }
 
 int tf_queue_name_valid(const char *name) {
-    size_t len = strlen(name);
-    if (len == 0 || len > TF_JOB_NAME_MAX) {
-        return 0;
-    }
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '_' || c == '.' || c == ':' || c == '-';
-        if (!ok) {
-            return 0;
-        }
-    }
-    return 1;
+    return tf_name_valid(name, TF_JOB_NAME_MAX);
 }
 
 static int read_executor(const json_t *v, const char *prefix, tf_verr_t *err) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "engine/error.h"
+#include "engine/names.h"
 #include "engine/utf8.h"
 
 typedef struct {
@@ -36,18 +37,7 @@ static void upload_free(upload_t *u) {
 }
 
 int tf_uc_executor_name_valid(const char *name) {
-    size_t len = strlen(name);
-    if (len == 0 || len > TF_SCRIPT_NAME_MAX) {
-        return 0;
-    }
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == ':' || c == '-')) {
-            return 0;
-        }
-    }
-    return 1;
+    return tf_name_valid(name, TF_SCRIPT_NAME_MAX);
 }
 
 static void stored(void *arg, int status, const tf_script_put_result_t *r) {

@@ -77,17 +77,7 @@ def get_job(job_id):
 
 
 def wait_state(job_id, states, timeout=30):
-    seen = {}
-
-    def done():
-        seen["job"] = get_job(job_id)
-        return seen["job"]["state"] in states
-
-    try:
-        wait_for(done, timeout, interval=0.05, what=f"job {job_id} in {states}")
-    except AssertionError:
-        fail(f"job never reached {states}: {seen.get('job')}")
-    return seen["job"]
+    return harness.wait_job(tf, KEY, job_id, states, timeout)
 
 
 def invoice_job(customer, api=None, **extra):

@@ -42,18 +42,7 @@ def attempts_of(job_id):
 
 
 def wait_state(job_id, states, timeout=20):
-    states = (states,) if isinstance(states, str) else states
-    seen = {}
-
-    def done():
-        seen["job"] = get_job(job_id)
-        return seen["job"]["state"] in states
-
-    try:
-        wait_for(done, timeout, interval=0.05, what=f"job {job_id} in {states}")
-    except AssertionError:
-        fail(f"job never reached {states}: {seen.get('job')}")
-    return seen["job"]
+    return harness.wait_job(tf, KEY, job_id, states, timeout)
 
 
 def executor(name, handles, body, extra=""):
@@ -208,6 +197,7 @@ def test_a_handled_type_runs_and_records_the_version():
                                    '    return {hello = job.payload.who, attempt = job.attempt,'
                                    ' version = ctx.executor.version}')), 201)
     job = submit(type="Greet", payload={"who": "world"})
+    assert job["executor"] == {"kind": "lua", "name": "greeter"}, job
     done = wait_state(job["id"], TERMINAL)
     assert done["state"] == "SUCCEEDED", done
     assert done["result"] == {"hello": "world", "attempt": 1, "version": 1}, done["result"]

@@ -28,6 +28,7 @@ import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import tfharness as harness
 from tfharness import (BASE_URL, Database, TaskFlow, TcpProxy, fail, run_tests, wait_for,
                        with_hostport)
 
@@ -158,18 +159,7 @@ def attempts_of(job_id):
 
 
 def wait_state(job_id, states, timeout=15):
-    states = (states,) if isinstance(states, str) else states
-    seen = {}
-
-    def done():
-        seen["job"] = get_job(job_id)
-        return seen["job"]["state"] in states
-
-    try:
-        wait_for(done, timeout, interval=0.05, what=f"job {job_id} in {states}")
-    except AssertionError:
-        fail(f"job never reached {states}: {seen.get('job')}")
-    return seen["job"]
+    return harness.wait_job(tf, KEY, job_id, states, timeout)
 
 
 def wait_calls(path, n, timeout=10):

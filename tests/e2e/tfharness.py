@@ -260,6 +260,23 @@ def wait_for(predicate, timeout, interval=0.1, what="condition"):
     fail(f"timed out after {timeout}s waiting for {what}")
 
 
+def wait_job(tf, token, job_id, states, timeout=20):
+    """Polls GET /v1/jobs/{id} until the job is in one of `states` (a name
+    or a tuple); returns it, or fails with the last one seen."""
+    states = (states,) if isinstance(states, str) else states
+    seen = {}
+
+    def done():
+        seen["job"] = expect(tf.request("GET", f"/v1/jobs/{job_id}", headers=auth(token)), 200)
+        return seen["job"]["state"] in states
+
+    try:
+        wait_for(done, timeout, interval=0.05, what=f"job {job_id} in {states}")
+    except AssertionError:
+        fail(f"job never reached {states}: {seen.get('job')}")
+    return seen["job"]
+
+
 def run_tests(tests):
     """Runs test functions in order; prints a summary line ctest can read and
     exits non-zero when any failed."""
