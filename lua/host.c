@@ -944,11 +944,14 @@ static void handle_closed(uv_handle_t *handle) {
 void tf_lua_host_close(tf_lua_host_t *h, void (*closed_cb)(void *arg), void *arg) {
     h->closed_cb = closed_cb;
     h->closed_arg = arg;
-    /* Every run that is not over is abandoned. */
-    for (tf_lua_vm_t *vm = h->mru; vm != NULL; vm = vm->next) {
-        while (vm->ready_head != NULL) {
-            tf__lua_kill(vm->ready_head, TF__KILL_SHUTDOWN);
-            end_killed(vm->ready_head);
+    /* Every run that is not over is abandoned, those of retired VMs too. */
+    tf_lua_vm_t *lists[] = {h->mru, h->retired};
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        for (tf_lua_vm_t *vm = lists[i]; vm != NULL; vm = vm->next) {
+            while (vm->ready_head != NULL) {
+                tf__lua_kill(vm->ready_head, TF__KILL_SHUTDOWN);
+                end_killed(vm->ready_head);
+            }
         }
     }
     while (h->waiting != NULL) {

@@ -15,7 +15,7 @@ import threading
 import uuid
 
 import tfharness as harness
-from tfharness import Database, TaskFlow, auth, expect, fail, run_tests, wait_for
+from tfharness import Database, TaskFlow, auth, expect, run_tests
 
 SOURCE_DIR = os.environ.get("TASKFLOW_SOURCE_DIR") or os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

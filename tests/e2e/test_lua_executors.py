@@ -13,7 +13,7 @@ import time
 import uuid
 
 import tfharness as harness
-from tfharness import Database, TaskFlow, auth, expect, fail, run_tests, wait_for
+from tfharness import Database, TaskFlow, auth, expect, run_tests, wait_for
 
 ADMIN = "tf-admin-" + uuid.uuid4().hex
 TERMINAL = ("SUCCEEDED", "FAILED", "DEAD", "CANCELLED")
