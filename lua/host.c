@@ -50,6 +50,7 @@ struct tf_lua_host {
     tf_lua_run_t *finished_head, *finished_tail;
     tf_lua_run_t *waiting;   /* runs parked in tf_lua_wait() */
     uint64_t seq;
+    int reap_tainted; /* a tainted VM's last run ended: retire it at the next delivery */
     int closing, handles_open;
     void (*closed_cb)(void *arg);
     void *closed_arg;
@@ -239,6 +240,19 @@ static void vm_retire(tf_lua_host_t *h, tf_lua_vm_t *vm) {
 }
 
 static void retired_reap(tf_lua_host_t *h) {
+    /* A tainted VM still serving its tenant is retired as soon as its last
+     * run ended, not when the tenant's next run comes (its memory is near
+     * the cap). */
+    if (h->reap_tainted) {
+        h->reap_tainted = 0;
+        for (tf_lua_vm_t *vm = h->mru; vm != NULL;) {
+            tf_lua_vm_t *next = vm->next;
+            if (vm->tainted && vm->nruns == 0) {
+                vm_retire(h, vm);
+            }
+            vm = next;
+        }
+    }
     for (tf_lua_vm_t **p = &h->retired; *p != NULL;) {
         tf_lua_vm_t *vm = *p;
         if (vm->nruns == 0) {
@@ -499,6 +513,9 @@ static void end_run(tf_lua_run_t *run, int clean) {
         release_coroutine(run, clean);
         run->vm->nruns--;
         run->vm->last_used_ns = (int64_t)uv_hrtime();
+        if (run->vm->tainted && run->vm->nruns == 0) {
+            h->reap_tainted = 1;
+        }
     }
     finished_push(h, run);
 }
@@ -548,6 +565,12 @@ static void take_error(tf_lua_run_t *run, lua_State *L) {
             }
         }
         lua_pop(L, 1);
+        /* The host's own types are not the script's to give: a script
+         * cannot pass its error off as a cancellation or a limit. */
+        if (strncmp(given, "lua_", 4) == 0 || strcmp(given, "cancelled") == 0 ||
+            strcmp(given, "shutdown") == 0) {
+            given[0] = '\0';
+        }
         fail_run(run, given[0] != '\0' ? given : type, "", retryable);
         lua_pushliteral(L, "message");
         if (lua_rawget(L, idx) == LUA_TSTRING) {

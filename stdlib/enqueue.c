@@ -17,7 +17,7 @@
 #define SPEC_MAX ((size_t)1 << 20) /* the job as JSON */
 
 static int tf_enqueue(lua_State *L) {
-    luaL_checktype(L, 1, LUA_TTABLE);
+    tf__stdlib_check_table(L, 1, "tf.enqueue", "the job");
     lua_settop(L, 1);
     tf_lua_run_t *run = NULL;
     tf_stdlib_t *lib = tf__stdlib_of(L, &run);
@@ -44,7 +44,7 @@ static int tf_enqueue(lua_State *L) {
     }
     g->ptr = spec;
     char id[40];
-    char why[400];
+    char why[400] = "";
     rc = lib->enqueue(lib->enqueue_ctx, run, spec, len, id, why, sizeof(why));
     tf_lua_guard_release(g);
     if (rc != 0) {

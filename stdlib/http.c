@@ -191,7 +191,7 @@ static int field(lua_State *L, const char *name) {
 }
 
 static int tf_http_request(lua_State *L) {
-    luaL_checktype(L, 1, LUA_TTABLE);
+    tf__stdlib_check_table(L, 1, "tf.http.request", "the request");
     lua_settop(L, 1);
     tf_lua_run_t *run = NULL;
     tf_stdlib_t *lib = tf__stdlib_of(L, &run);

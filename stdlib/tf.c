@@ -27,10 +27,38 @@ tf_stdlib_t *tf__stdlib_of(lua_State *L, tf_lua_run_t **run) {
     return tf_lua_libs_ctx(r);
 }
 
+const char *tf__stdlib_check_string(lua_State *L, int arg, const char *fn, const char *name,
+                                    size_t *len) {
+    if (!lua_isstring(L, arg)) {
+        luaL_error(L, "%s: %s must be a string, got %s", fn, name, luaL_typename(L, arg));
+    }
+    return lua_tolstring(L, arg, len);
+}
+
+lua_Integer tf__stdlib_check_integer(lua_State *L, int arg, const char *fn, const char *name) {
+    int isint = 0;
+    lua_Integer v = lua_tointegerx(L, arg, &isint);
+    if (!isint) {
+        if (lua_type(L, arg) == LUA_TNUMBER) {
+            luaL_error(L, "%s: %s must be an integer", fn, name);
+        }
+        luaL_error(L, "%s: %s must be an integer, got %s", fn, name, luaL_typename(L, arg));
+    }
+    return v;
+}
+
+void tf__stdlib_check_table(lua_State *L, int arg, const char *fn, const char *name) {
+    if (lua_type(L, arg) != LUA_TTABLE) {
+        luaL_error(L, "%s: %s must be a table, got %s", fn, name, luaL_typename(L, arg));
+    }
+}
+
 /* ---- tf.json ---- */
 
 static int json_encode(lua_State *L) {
-    luaL_checkany(L, 1);
+    if (lua_isnone(L, 1)) {
+        return luaL_error(L, "tf.json.encode: a value to encode is required");
+    }
     lua_settop(L, 1);
     tf_lua_guard_t *g = tf_lua_push_guard(L, free); /* holds the text while it is pushed */
     tf_jbuf_t b;
@@ -61,7 +89,7 @@ static int json_encode(lua_State *L) {
 
 static int json_decode(lua_State *L) {
     size_t len = 0;
-    const char *text = luaL_checklstring(L, 1, &len);
+    const char *text = tf__stdlib_check_string(L, 1, "tf.json.decode", "the text", &len);
     if (len > TF_STDLIB_JSON_MAX) {
         return luaL_error(L, "tf.json.decode: the text is larger than %d bytes",
                           (int)TF_STDLIB_JSON_MAX);
@@ -122,7 +150,11 @@ static int field_key_ok(const char *k, size_t len) {
 static int log_at(lua_State *L, tf_log_level_t level, const char *fn) {
     tf_lua_run_t *run = tf_lua_current(L);
     size_t mlen = 0;
-    const char *msg = luaL_checklstring(L, 1, &mlen);
+    if (!lua_isstring(L, 1)) {
+        return luaL_error(L, "tf.log.%s: the message must be a string, got %s", fn,
+                          luaL_typename(L, 1));
+    }
+    const char *msg = lua_tolstring(L, 1, &mlen);
     int t = lua_type(L, 2);
     if (t != LUA_TNONE && t != LUA_TNIL && t != LUA_TTABLE) {
         return luaL_error(L, "tf.log.%s: fields must be a table of names to values", fn);
@@ -255,7 +287,8 @@ static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 
 static int b64_encode(lua_State *L) {
     size_t len = 0;
-    const unsigned char *in = (const unsigned char *)luaL_checklstring(L, 1, &len);
+    const unsigned char *in =
+        (const unsigned char *)tf__stdlib_check_string(L, 1, "tf.base64.encode", "the text", &len);
     if (len > ((size_t)1 << 30)) {
         return luaL_error(L, "tf.base64.encode: the text is too large");
     }
@@ -286,7 +319,8 @@ static int b64_value(unsigned char c) {
 
 static int b64_decode(lua_State *L) {
     size_t len = 0;
-    const unsigned char *in = (const unsigned char *)luaL_checklstring(L, 1, &len);
+    const unsigned char *in =
+        (const unsigned char *)tf__stdlib_check_string(L, 1, "tf.base64.decode", "the text", &len);
     size_t data = len;
     while (data > 0 && in[data - 1] == '=' && len - data < 2) {
         data--;
@@ -320,8 +354,8 @@ static int b64_decode(lua_State *L) {
 
 static int hmac_sha256(lua_State *L) {
     size_t klen = 0, mlen = 0;
-    const char *key = luaL_checklstring(L, 1, &klen);
-    const char *msg = luaL_checklstring(L, 2, &mlen);
+    const char *key = tf__stdlib_check_string(L, 1, "tf.hmac_sha256", "the key", &klen);
+    const char *msg = tf__stdlib_check_string(L, 2, "tf.hmac_sha256", "the message", &mlen);
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int maclen = 0;
     if (HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, mlen, mac, &maclen) ==
@@ -338,8 +372,10 @@ static int hmac_sha256(lua_State *L) {
 /* tf.fatal(message [, type]): fails the attempt for good. */
 static int tf_fatal(lua_State *L) {
     size_t len = 0;
-    const char *msg = luaL_checklstring(L, 1, &len);
-    const char *type = luaL_optstring(L, 2, "fatal");
+    const char *msg = tf__stdlib_check_string(L, 1, "tf.fatal", "the message", &len);
+    const char *type = lua_isnoneornil(L, 2)
+                           ? "fatal"
+                           : tf__stdlib_check_string(L, 2, "tf.fatal", "the type", NULL);
     lua_createtable(L, 0, 3);
     lua_pushlstring(L, msg, len);
     lua_setfield(L, -2, "message");
@@ -352,7 +388,7 @@ static int tf_fatal(lua_State *L) {
 
 /* tf.snooze(ms): the value an executor returns to run again after ms. */
 static int tf_snooze(lua_State *L) {
-    lua_Integer ms = luaL_checkinteger(L, 1);
+    lua_Integer ms = tf__stdlib_check_integer(L, 1, "tf.snooze", "ms");
     if (ms < 1 || ms > TF_STDLIB_SNOOZE_MAX_MS) {
         return luaL_error(L, "tf.snooze: ms must be from 1 to %I", (lua_Integer)TF_STDLIB_SNOOZE_MAX_MS);
     }

@@ -51,6 +51,16 @@ void tf_stdlib_open(lua_State *L, void *ctx);
 /* The tf_stdlib_t of the run executing on L.  [-0, +0, v] */
 tf_stdlib_t *tf__stdlib_of(lua_State *L, tf_lua_run_t **run);
 
+/* Argument checks whose errors name the function and the argument
+ * ("tf.sleep: ms must be an integer, got string"), where luaL_check*
+ * would only say "bad argument #1 to 'sleep'".  They accept what the
+ * luaL_check* functions accept (a number as a string, a numeric string as
+ * an integer).  [-0, +0, v] */
+const char *tf__stdlib_check_string(lua_State *L, int arg, const char *fn, const char *name,
+                                    size_t *len);
+lua_Integer tf__stdlib_check_integer(lua_State *L, int arg, const char *fn, const char *name);
+void tf__stdlib_check_table(lua_State *L, int arg, const char *fn, const char *name);
+
 /* Opens tf.http, tf.sleep and tf.enqueue (wait.c, http.c, enqueue.c). */
 void tf__stdlib_open_http(lua_State *L);
 void tf__stdlib_open_wait(lua_State *L);

@@ -36,7 +36,7 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int tf_sleep(lua_State *L) {
-    lua_Integer ms = luaL_checkinteger(L, 1);
+    lua_Integer ms = tf__stdlib_check_integer(L, 1, "tf.sleep", "ms");
     if (ms < 0 || ms > TF_STDLIB_SLEEP_MAX_MS) {
         return luaL_error(L, "tf.sleep: ms must be from 0 to %d", TF_STDLIB_SLEEP_MAX_MS);
     }

@@ -300,6 +300,20 @@ static void test_wait_refused_inside_c_callback(void **state) {
     next_run_works();
 }
 
+static void test_script_cannot_claim_the_hosts_error_types(void **state) {
+    (void)state;
+    static const char *const types[] = {"lua_budget", "lua_memory", "cancelled", "shutdown"};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        char src[120];
+        snprintf(src, sizeof(src), "error({type = '%s', message = 'pretend'})", types[i]);
+        h_result_t r = hostile(src);
+        h_assert_failed(r, "lua_error", "pretend");
+    }
+    h_result_t r = hostile("error({type = 'quota_exceeded', message = 'mine'})");
+    h_assert_failed(r, "quota_exceeded", "mine");
+    next_run_works();
+}
+
 /* Tenant A spins; tenant B's benign run, started after A's, ends first. */
 static void test_spinning_tenant_does_not_hold_up_another(void **state) {
     (void)state;
@@ -348,6 +362,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_nan_and_infinity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_coroutine_yield, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_refused_inside_c_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_script_cannot_claim_the_hosts_error_types, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_spinning_tenant_does_not_hold_up_another, setup,
                                         teardown),
     };
