@@ -18,7 +18,8 @@ secs=${1:-8}
 runs=${2:-3}
 
 . bench/common.sh
-bench_start TASKFLOW_HTTP_ALLOW_LOOPBACK=true TASKFLOW_WORKER_CONCURRENCY=128 \
+bench_start TASKFLOW_HTTP_ALLOW_LOOPBACK=true \
+  TASKFLOW_WORKER_CONCURRENCY="${TASKFLOW_BENCH_CONCURRENCY:-128}" \
   TASKFLOW_PG_POOL_SIZE="${TASKFLOW_BENCH_POOL:-4}"
 
 # Preloads $1 jobs (1000 per request) into queue $2 with executor JSON $3.
@@ -92,6 +93,7 @@ for r in $(seq "$runs"); do
   sql "DELETE FROM jobs WHERE queue = 'lua'" >/dev/null
   pause_lua true
   preload "$n" lua '{"kind":"lua","name":"noop"}'
+  sql "VACUUM ANALYZE" >/dev/null
   cpu0=$(server_cpu_us)
   pause_lua false
   while [ "$(sql "SELECT count(*) FROM jobs WHERE queue = 'lua' AND state IN (3,4,5,6)")" \

@@ -170,13 +170,24 @@ static void release_jobs(tf_runner_t *r, const tf_claimed_job_t *jobs, size_t n)
     }
 }
 
+/* One claim in flight. */
+typedef struct {
+    tf_runner_t *r;
+    char *queue;
+    int max;
+    uint64_t sent; /* loop time */
+} claim_op_t;
+
 static void on_claimed(void *arg, int status, const tf_claimed_job_t *jobs, size_t n) {
-    tf_runner_t *r = arg;
+    claim_op_t *op = arg;
+    tf_runner_t *r = op->r;
     r->ops--;
-    tf__queue_t *q = tf__runner_queue_find(r, r->claim_queue, 0);
+    r->claiming--;
+    r->claim_reserved -= op->max;
+    tf__queue_t *q = tf__runner_queue_find(r, op->queue, 0);
     if (status != 0) {
         if (!r->claim_failing) {
-            tf_log_warn(r->log, "cannot claim jobs", TF_LF_STR("queue", r->claim_queue),
+            tf_log_warn(r->log, "cannot claim jobs", TF_LF_STR("queue", op->queue),
                         TF_LF_STR("error", tf_strerror(status)));
         }
         r->claim_failing = 1;
@@ -187,16 +198,15 @@ static void on_claimed(void *arg, int status, const tf_claimed_job_t *jobs, size
         release_jobs(r, jobs, n);
     } else {
         r->claim_failing = 0;
-        if (q != NULL && n < (size_t)r->claim_max) {
+        if (q != NULL && n < (size_t)op->max) {
             q->dirty = 0;
         }
         for (size_t i = 0; i < n; i++) {
-            tf__runner_exec_start(r, &jobs[i]);
+            tf__runner_exec_start(r, &jobs[i], op->sent);
         }
     }
-    r->claiming = 0;
-    free(r->claim_queue);
-    r->claim_queue = NULL;
+    free(op->queue);
+    free(op);
     tf__runner_claim_more(r);
     tf__runner_maybe_finish(r);
 }
@@ -212,34 +222,46 @@ static tf__queue_t *next_dirty(tf_runner_t *r) {
     return NULL;
 }
 
+/* Claims for the free slots, with up to TF__RUNNER_CLAIMS_IN_FLIGHT claims
+ * at once.  `concurrency` bounds the executor runs in flight (and the
+ * claims that may add to them), not the outcomes waiting for their acks,
+ * so claims go on while acks are written; those are bounded on their
+ * own. */
 void tf__runner_claim_more(tf_runner_t *r) {
-    int free_slots = r->concurrency - r->nexec;
-    if (r->stopping || r->claiming || free_slots <= 0) {
-        return;
+    while (!r->stopping && r->claiming < TF__RUNNER_CLAIMS_IN_FLIGHT) {
+        int free_slots = r->concurrency - r->calls - r->claim_reserved;
+        int room = r->concurrency + TF__RUNNER_ACK_BACKLOG - r->nexec - r->claim_reserved;
+        free_slots = free_slots < room ? free_slots : room;
+        if (free_slots <= 0) {
+            return;
+        }
+        tf__queue_t *q = next_dirty(r);
+        claim_op_t *op = q != NULL ? calloc(1, sizeof(*op)) : NULL;
+        if (op == NULL || (op->queue = strdup(q->name)) == NULL) {
+            free(op);
+            return;
+        }
+        op->r = r;
+        op->max = free_slots < CLAIM_MAX ? free_slots : CLAIM_MAX;
+        op->sent = uv_now(r->loop);
+        tf_uc_claim_t req = {
+            .queue = q->name,
+            .builtin = 1,
+            .tenant_id = NULL,
+            .worker_id = r->worker_id,
+            .max_jobs = op->max,
+            .lease_ms = r->cfg.lease_ms,
+        };
+        if (tf_uc_claim(r->uc, &req, on_claimed, op) != 0) {
+            free(op->queue);
+            free(op);
+            q->dirty = 0;
+            return;
+        }
+        r->claiming++;
+        r->claim_reserved += op->max;
+        r->ops++;
     }
-    tf__queue_t *q = next_dirty(r);
-    if (q == NULL || (r->claim_queue = strdup(q->name)) == NULL) {
-        return;
-    }
-    tf_uc_claim_t req = {
-        .queue = q->name,
-        .builtin = 1,
-        .tenant_id = NULL,
-        .worker_id = r->worker_id,
-        .max_jobs = free_slots < CLAIM_MAX ? free_slots : CLAIM_MAX,
-        .lease_ms = r->cfg.lease_ms,
-    };
-    r->claim_sent = uv_now(r->loop);
-    int rc = tf_uc_claim(r->uc, &req, on_claimed, r);
-    if (rc != 0) {
-        free(r->claim_queue);
-        r->claim_queue = NULL;
-        q->dirty = 0;
-        return;
-    }
-    r->claim_max = req.max_jobs;
-    r->claiming = 1;
-    r->ops++;
 }
 
 /* ---- notifications ---- */
@@ -283,7 +305,7 @@ void tf_runner_cancelled(tf_runner_t *r, const char *job_id) {
             return;
         }
     }
-    if (r->claiming) { /* the job may be in the claim in flight */
+    if (r->claiming > 0) { /* the job may be in a claim in flight */
         tf__runner_copy_id(r->cancels[r->next_cancel], job_id);
         r->next_cancel = (r->next_cancel + 1) % TF__RUNNER_RECENT_CANCELS;
     }

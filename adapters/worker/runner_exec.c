@@ -329,6 +329,8 @@ static void on_run_done(void *arg, const tf_exec_outcome_t *outcome) {
     tf__exec_t *e = arg;
     tf_runner_t *r = e->r;
     e->run = NULL;
+    r->calls--; /* its slot is free for the next claim; the ack goes on */
+    tf__runner_claim_more(r);
     if (e->forgotten || e->releasing) {
         if (outcome->children_free != NULL) {
             outcome->children_free(outcome->children_ctx);
@@ -384,6 +386,7 @@ static void start_exec(tf__exec_t *e, const tf_claimed_job_t *job) {
     e->started_ns = uv_hrtime();
     e->phase = TF__EXEC_CALL;
     int rc = e->executor->start(e->executor->ctx, &run, on_run_done, e, &e->run);
+    r->calls += rc == 0;
     if (rc != 0) {
         e->run = NULL;
         exec_fail(e, rc == TF_EINVAL ? "executor_invalid" : "internal",
@@ -408,7 +411,7 @@ static void observe_latency(tf_runner_t *r, const char *queue, int64_t created_m
 }
 
 /* Takes over one claimed job: an execution from now on. */
-void tf__runner_exec_start(tf_runner_t *r, const tf_claimed_job_t *job) {
+void tf__runner_exec_start(tf_runner_t *r, const tf_claimed_job_t *job, uint64_t claim_sent) {
     tf__exec_t *e = calloc(1, sizeof(*e));
     if (e == NULL || (e->queue = strdup(job->queue != NULL ? job->queue : "")) == NULL) {
         free(e);
@@ -421,7 +424,7 @@ void tf__runner_exec_start(tf_runner_t *r, const tf_claimed_job_t *job) {
     tf__runner_copy_id(e->tenant, job->tenant_id);
     tf__runner_copy_id(e->token, job->lease_token);
     e->attempt = job->attempt;
-    e->lease_until = r->claim_sent + (uint64_t)r->cfg.lease_ms;
+    e->lease_until = claim_sent + (uint64_t)r->cfg.lease_ms;
     e->started_ns = uv_hrtime();
     e->next = r->execs;
     if (r->execs != NULL) {

@@ -31,6 +31,8 @@
 enum {
     TF__RUNNER_RECENT_CANCELS = 32,         /* cancels remembered for claims still in flight */
     TF__RUNNER_DEFAULT_TIMEOUT_MS = 300000, /* a run's deadline when the job sets none */
+    TF__RUNNER_ACK_BACKLOG = 1000,          /* ended runs waiting for their acks, at most */
+    TF__RUNNER_CLAIMS_IN_FLIGHT = 1,        /* 2 measured no faster (bench/README.md) */
 };
 
 typedef enum {
@@ -98,14 +100,14 @@ struct tf_runner {
     tf_metrics_t *metrics;
     const char *worker_id;
     int concurrency, nexec;
+    int calls; /* executions whose executor run is in flight: what concurrency bounds */
     tf__exec_t *execs;
     tf__exec_t *ackq_head, *ackq_tail;
     tf__queue_t *queues;
     size_t nqueues, capqueues, rr;
-    char *claim_queue; /* the queue of the claim in flight */
-    int claim_max;
-    uint64_t claim_sent;
-    int claiming, discovering, acking, ops;
+    int claiming;       /* claims in flight (at most TF__RUNNER_CLAIMS_IN_FLIGHT) */
+    int claim_reserved; /* slots the claims in flight may fill */
+    int discovering, acking, ops;
     int claim_failing, ack_failing;
     char cancels[TF__RUNNER_RECENT_CANCELS][40];
     size_t next_cancel;
@@ -156,7 +158,8 @@ tf__queue_t *tf__runner_queue_find(tf_runner_t *r, const char *name, int add);
 
 /* runner_exec.c */
 /* Takes over one claimed job and starts it. */
-void tf__runner_exec_start(tf_runner_t *r, const tf_claimed_job_t *job);
+/* `claim_sent` (loop time) starts the lease's clock. */
+void tf__runner_exec_start(tf_runner_t *r, const tf_claimed_job_t *job, uint64_t claim_sent);
 /* The job is not ours any more (cancelled, lease lost): cancel, never report. */
 void tf__runner_exec_forget(tf__exec_t *e);
 /* Shutdown after the grace: gives up an outcome waiting for a retry. */
