@@ -66,7 +66,7 @@ static const opt_t OPTS[] = {
     {"--worker-id", "TASKFLOW_WORKER_ID", OPT_STR, OFF(worker_id), 0, 0, NULL,
      "name of this node in leases and attempts [default: <hostname>-<pid>]", 0},
     {"--worker-concurrency", "TASKFLOW_WORKER_CONCURRENCY", OPT_INT, OFF(worker_concurrency), 1,
-     100000, "64", "built-in executions (e.g. HTTP calls) in flight per node", 0},
+     100000, "64", "built-in executor runs (HTTP calls, Lua runs) in flight per node", 0},
     {"--lease-ms", "TASKFLOW_LEASE_MS", OPT_INT, OFF(lease_ms), 1000, 3600000, "30000",
      "lease of a built-in execution; renewed by heartbeats at a third of it", 0},
     {"--poll-interval-ms", "TASKFLOW_POLL_INTERVAL_MS", OPT_INT, OFF(poll_interval_ms), 10, 60000,
