@@ -223,15 +223,11 @@ static tf__queue_t *next_dirty(tf_runner_t *r) {
 }
 
 /* Claims for the free slots, with up to TF__RUNNER_CLAIMS_IN_FLIGHT claims
- * at once.  `concurrency` bounds the executor runs in flight (and the
- * claims that may add to them), not the outcomes waiting for their acks,
- * so claims go on while acks are written; those are bounded on their
- * own. */
+ * at once.  An execution holds its slot until its outcome is acknowledged:
+ * its job is RUNNING (and counts against the caps) until then. */
 void tf__runner_claim_more(tf_runner_t *r) {
     while (!r->stopping && r->claiming < TF__RUNNER_CLAIMS_IN_FLIGHT) {
-        int free_slots = r->concurrency - r->calls - r->claim_reserved;
-        int room = r->concurrency + TF__RUNNER_ACK_BACKLOG - r->nexec - r->claim_reserved;
-        free_slots = free_slots < room ? free_slots : room;
+        int free_slots = r->concurrency - r->nexec - r->claim_reserved;
         if (free_slots <= 0) {
             return;
         }

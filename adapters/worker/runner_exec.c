@@ -165,7 +165,7 @@ static void on_acked(void *arg, int status, const tf_ack_result_t *results, size
     ack_batch_t *b = arg;
     tf_runner_t *r = b->r;
     r->ops--;
-    r->acking = 0;
+    r->acking--;
     if (status != 0 && !r->ack_failing) {
         tf_log_warn(r->log, "cannot report outcomes, will retry",
                     TF_LF_STR("error", tf_strerror(status)));
@@ -233,7 +233,7 @@ static ack_batch_t *ack_take(tf_runner_t *r) {
 
 /* Sends the next batch unless one is in flight. */
 static void ack_flush(tf_runner_t *r) {
-    while (!r->acking && r->ackq_head != NULL && !r->closing) {
+    while (r->acking < TF__RUNNER_ACKS_IN_FLIGHT && r->ackq_head != NULL && !r->closing) {
         ack_batch_t *b = ack_take(r);
         if (b == NULL || b->n == 0) {
             free(b);
@@ -262,7 +262,7 @@ static void ack_flush(tf_runner_t *r) {
         }
         free(acks);
         if (rc == 0) {
-            r->acking = 1;
+            r->acking++;
             r->ops++;
             return;
         }
@@ -329,8 +329,6 @@ static void on_run_done(void *arg, const tf_exec_outcome_t *outcome) {
     tf__exec_t *e = arg;
     tf_runner_t *r = e->r;
     e->run = NULL;
-    r->calls--; /* its slot is free for the next claim; the ack goes on */
-    tf__runner_claim_more(r);
     if (e->forgotten || e->releasing) {
         if (outcome->children_free != NULL) {
             outcome->children_free(outcome->children_ctx);
@@ -386,7 +384,6 @@ static void start_exec(tf__exec_t *e, const tf_claimed_job_t *job) {
     e->started_ns = uv_hrtime();
     e->phase = TF__EXEC_CALL;
     int rc = e->executor->start(e->executor->ctx, &run, on_run_done, e, &e->run);
-    r->calls += rc == 0;
     if (rc != 0) {
         e->run = NULL;
         exec_fail(e, rc == TF_EINVAL ? "executor_invalid" : "internal",
