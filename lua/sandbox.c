@@ -199,6 +199,22 @@ static void mark_frozen(lua_State *L, int idx) {
     lua_pop(L, 1);
 }
 
+/* Replaces the value at the top of the stack (the proxy's __index) with
+ * an empty, frozen table whose locked metatable reads through it and
+ * sends writes to `newindex`.  [-1, +1, m] */
+static void push_proxy(lua_State *L, lua_CFunction newindex) {
+    lua_newtable(L);
+    lua_createtable(L, 0, 3);
+    lua_rotate(L, -3, -1); /* proxy, meta, index */
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushstring(L, LOCKED);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    mark_frozen(L, -1);
+}
+
 /* Replaces the table at the top of the stack with a read-only proxy of it
  * (its table fields proxied too).  [-1, +1, m] */
 static void proxy_top(lua_State *L, int depth) {
@@ -217,16 +233,8 @@ static void proxy_top(lua_State *L, int depth) {
         }
     }
     mark_frozen(L, real);
-    lua_newtable(L); /* the proxy */
-    lua_createtable(L, 0, 3);
     lua_pushvalue(L, real);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, read_only);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushstring(L, LOCKED);
-    lua_setfield(L, -2, "__metatable");
-    lua_setmetatable(L, -2);
-    mark_frozen(L, -1);
+    push_proxy(L, read_only);
     lua_replace(L, real);
 }
 
@@ -376,17 +384,9 @@ static int vm_setup(lua_State *L) {
     lua_setfield(L, -2, "__metatable");
     vm->env_meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     /* The modules' _ENV. */
-    lua_newtable(L);
-    lua_createtable(L, 0, 3);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->base_ref);
     lua_pushcclosure(L, env_index, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, env_newindex);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushstring(L, LOCKED);
-    lua_setfield(L, -2, "__metatable");
-    lua_setmetatable(L, -2);
-    mark_frozen(L, -1);
+    push_proxy(L, env_newindex);
     vm->proxy_env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_newtable(L);
     vm->modules_ref = luaL_ref(L, LUA_REGISTRYINDEX);
