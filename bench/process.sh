@@ -6,9 +6,11 @@
 #     connections per loop), over a preloaded queue;
 #  2. the built-in http executor: jobs/s for N jobs whose executor calls a
 #     trivial local endpoint (TaskFlow's own GET /healthz);
-#  3. a trivial Lua executor (uploaded through the API): jobs/s for N jobs
-#     naming it, and TaskFlow's CPU per job (the whole process: API, runner,
-#     Lua host, database client);
+#  3. side by side, the same number of jobs preloaded into a paused queue
+#     and drained, in alternating order, by the external workers of (1) and
+#     by a trivial Lua executor (uploaded through the API): jobs/s from the
+#     first attempt's start to the last one's end, and TaskFlow's CPU per job
+#     (the whole process: API, runner, Lua host, database client);
 #  4. latency from submission to a long-polling worker holding the job
 #     (bench/latency.py), p50 and p99.
 #   bench/process.sh [seconds per run (8)] [runs (3)]
@@ -82,33 +84,64 @@ curl -sf -X PUT "localhost:$port/v1/executors/noop" -H "Authorization: Bearer $T
   -H 'Content-Type: text/x-lua' --data-binary \
   'return {name = "noop", handles = {}, run = function(job, ctx) return {ok = true, i = job.payload.i} end}' \
   >/dev/null
-lua_lines=()
-pause_lua() {
-  curl -sf -X PUT "localhost:$port/v1/admin/queues/lua" -H "Authorization: Bearer $bench_admin" \
-    -H 'Content-Type: application/json' -d "{\"paused\": $1}" >/dev/null
+pause_queue() {
+  curl -sf -X PUT "localhost:$port/v1/admin/queues/$1" -H "Authorization: Bearer $bench_admin" \
+    -H 'Content-Type: application/json' -d "{\"paused\": $2}" >/dev/null
 }
-for r in $(seq "$runs"); do
-  # Preloaded into the paused queue, then timed from the first start to the
-  # last finish (as the external workers drain a preloaded queue).
-  sql "DELETE FROM jobs WHERE queue = 'lua'" >/dev/null
-  pause_lua true
-  preload "$n" lua '{"kind":"lua","name":"noop"}'
+# Jobs/s of queue $1's last drain: its jobs over the time from the first
+# attempt's start to the last attempt's end (the same formula for both).
+drain_rate() {
+  sql "SELECT round(count(*) / extract(epoch FROM max(finished_at) - min(started_at)))
+       FROM jobs WHERE queue = '$1' AND state = 3"
+}
+# Preloads $n jobs into paused queue $1 (executor JSON $2), vacuums, and
+# resumes the queue; prints TaskFlow's CPU counter before the resume.
+stage() {
+  sql "DELETE FROM jobs WHERE queue = '$1'" >/dev/null
+  pause_queue "$1" true
+  preload "$n" "$1" "$2"
   sql "VACUUM ANALYZE" >/dev/null
-  cpu0=$(server_cpu_us)
-  pause_lua false
-  while [ "$(sql "SELECT count(*) FROM jobs WHERE queue = 'lua' AND state IN (3,4,5,6)")" \
+  server_cpu_us
+  pause_queue "$1" false
+}
+wait_drained() {
+  while [ "$(sql "SELECT count(*) FROM jobs WHERE queue = '$1' AND state IN (3,4,5,6)")" \
           -lt "$n" ]; do sleep 0.05; done
+}
+side_ext() {
+  local cpu0 cpu1
+  cpu0=$(stage side null)
+  TASKFLOW_BENCH_QUEUE=side timeout 600 wrk -t2 -c8 -d600s -s bench/worker_loop.lua \
+    "http://127.0.0.1:$port" >/dev/null &
+  local wrk_pid=$!
+  wait_drained side
   cpu1=$(server_cpu_us)
-  secs_lua=$(sql "SELECT extract(epoch FROM max(finished_at) - min(started_at)) FROM jobs
-                  WHERE queue = 'lua'")
-  rate=$(awk -v n="$n" -v s="$secs_lua" 'BEGIN { printf "%.0f", n / s }')
-  failed=$(sql "SELECT count(*) FROM jobs WHERE queue = 'lua' AND state <> 3")
-  echo "lua executor run $r: jobs=$n seconds=$(printf '%.2f' "$secs_lua") jobs_per_s=$rate" \
-    "not_succeeded=$failed taskflow_cpu_us_per_job=$(( (cpu1 - cpu0) / n ))"
-  lua_lines+=("x jobs_per_s=$rate")
+  kill "$wrk_pid" 2>/dev/null; wait "$wrk_pid" 2>/dev/null || true
+  echo "side by side run $r: external workers jobs_per_s=$(drain_rate side)" \
+    "taskflow_cpu_us_per_job=$(( (cpu1 - cpu0) / n ))"
+}
+side_lua() {
+  local cpu0 cpu1
+  cpu0=$(stage lua '{"kind":"lua","name":"noop"}')
+  wait_drained lua
+  cpu1=$(server_cpu_us)
+  echo "side by side run $r: lua executor jobs_per_s=$(drain_rate lua)" \
+    "not_succeeded=$(sql "SELECT count(*) FROM jobs WHERE queue = 'lua' AND state <> 3")" \
+    "taskflow_cpu_us_per_job=$(( (cpu1 - cpu0) / n ))"
+}
+# The same number of jobs preloaded into a paused queue, drained by external
+# workers (as above) and by the Lua executor, in alternating order.
+side_lines=()
+n=${TASKFLOW_BENCH_SIDE_JOBS:-50000}
+for r in $(seq "$runs"); do
+  if [ $((r % 2)) -eq 1 ]; then first=side_ext; second=side_lua; else first=side_lua; second=side_ext; fi
+  side_lines+=("$($first)") && echo "${side_lines[-1]}"
+  side_lines+=("$($second)") && echo "${side_lines[-1]}"
 done
-printf 'lua executor median: jobs_per_s=%s\n' \
-  "$(printf '%s\n' "${lua_lines[@]}" | field jobs_per_s | median)"
+for path in "external workers" "lua executor"; do
+  printf 'side by side median, %s: jobs_per_s=%s\n' "$path" \
+    "$(printf '%s\n' "${side_lines[@]}" | grep "$path" | field jobs_per_s | median)"
+done
 
 for r in $(seq "$runs"); do
   echo "latency run $r: $(python3 bench/latency.py "http://127.0.0.1:$port" \

@@ -1,9 +1,11 @@
 -- wrk script: external workers.  Each connection loops claim (up to
 -- TASKFLOW_BENCH_CLAIM jobs, default 100) -> ack of everything it claimed
--- (one POST /v1/jobs/ack), through POST /v1/queues/bench/claim.
+-- (one POST /v1/jobs/ack), through POST /v1/queues/{q}/claim, q from
+-- TASKFLOW_BENCH_QUEUE (default bench).
 -- Token from TASKFLOW_BENCH_TOKEN.  Prints jobs acknowledged per second.
 local token = os.getenv("TASKFLOW_BENCH_TOKEN")
 local claim_size = tonumber(os.getenv("TASKFLOW_BENCH_CLAIM") or "100")
+local claim_path = "/v1/queues/" .. (os.getenv("TASKFLOW_BENCH_QUEUE") or "bench") .. "/claim"
 local threads = {}
 
 function setup(thread)
@@ -26,7 +28,7 @@ function request()
     return wrk.format("POST", "/v1/jobs/ack", headers, ack)
   end
   claims = claims + 1
-  return wrk.format("POST", "/v1/queues/bench/claim", headers, claim_body)
+  return wrk.format("POST", claim_path, headers, claim_body)
 end
 
 function response(status, hdrs, body)

@@ -200,6 +200,7 @@ typedef struct {
     int64_t run_at_ms; /* SCHEDULED: when the retry is due */
     tf_attempt_outcome_t attempt_outcome; /* SNOOZED: the attempt is given back */
     int executor_version;                 /* recorded in the attempt; 0: none */
+    int64_t ended_at_ms; /* the attempt's end (finished_at); 0: the write's `now_ms` */
     const char *reason; /* of the transition */
     /* The dependency release that the job's end brings about
      * (tf_job_dependants_action(to)), applied in the same transaction. */

@@ -216,7 +216,7 @@ static const char *dependants_text(tf_dependants_action_t action) {
 }
 
 static void write_finish_row(tf_jbuf_t *b, const tf_finish_t *it, int ord) {
-    char run_at[TF_TIME_STR_LEN + 1];
+    char run_at[TF_TIME_STR_LEN + 1], ended_at[TF_TIME_STR_LEN + 1];
     int ok = it->to == TF_JOB_SUCCEEDED;
     tf_jbuf_obj_open(b);
     tf_jbuf_key(b, "ord");
@@ -242,6 +242,9 @@ static void write_finish_row(tf_jbuf_t *b, const tf_finish_t *it, int ord) {
     tf_jbuf_key(b, "run_at");
     tf_jbuf_str(b, it->to == TF_JOB_SCHEDULED && tf_time_format(it->run_at_ms, run_at) == 0 ? run_at
                                                                                             : NULL);
+    tf_jbuf_key(b, "ended_at");
+    tf_jbuf_str(b, it->ended_at_ms > 0 && tf_time_format(it->ended_at_ms, ended_at) == 0 ? ended_at
+                                                                                         : NULL);
     tf_jbuf_key(b, "attempt_outcome");
     tf_jbuf_int(b, it->attempt_outcome);
     tf_jbuf_key(b, "reason");

@@ -72,7 +72,8 @@ enum {
     "  AND j.id = i.id LIMIT 1) j ON true ORDER BY i.ord"
 
 /* Ends attempts: $1 JSON rows {ord, tenant_id|null, id, token, worker,
- * actor, to_state, result, error_type, error_message, run_at,
+ * actor, to_state, result, error_type, error_message, run_at, ended_at
+ * (the attempt's end: null is $3; kept between the attempt's start and $3),
  * attempt_outcome, reason, dependants ('release'|'cancel'|null)}, $2 the
  * staged domain events (JSON rows {job_id, name, state, reason}), $3 now.
  * Each row is applied only while the job is RUNNING under that lease token;
@@ -86,9 +87,10 @@ enum {
 #define TF_SQL_FINISH                                                                              \
     "WITH input AS (SELECT * FROM json_to_recordset($1::json) AS x(ord int, tenant_id uuid,"       \
     "  id uuid, token uuid, worker text, actor text, to_state int2, result jsonb,"                 \
-    "  error_type text, error_message text, run_at timestamptz, attempt_outcome int,"              \
-    "  reason text, dependants text, executor_version int)),"                                      \
+    "  error_type text, error_message text, run_at timestamptz, ended_at timestamptz,"            \
+    "  attempt_outcome int, reason text, dependants text, executor_version int)),"                \
     " r AS (SELECT i.*, coalesce(i.tenant_id, ru.tenant_id) AS tid,"                               \
+    "  least(coalesce(i.ended_at, $3::timestamptz), $3::timestamptz) AS at,"                      \
     "  coalesce(i.worker, ru.locked_by, 'unknown') AS holder FROM input i"                         \
     "  LEFT JOIN LATERAL (SELECT * FROM running ru WHERE ru.job_id = i.id"                         \
     "  AND (i.tenant_id IS NULL OR ru.tenant_id = i.tenant_id) LIMIT 1) ru ON true),"              \
@@ -106,7 +108,7 @@ enum {
     "  run_at = CASE WHEN r.to_state = " TF_SQL_STATE(SCHEDULED) " THEN r.run_at ELSE j.run_at"    \
     "   END,"                                                                                      \
     "  finished_at = CASE WHEN r.to_state = " TF_SQL_STATE(SCHEDULED)                              \
-    " THEN NULL ELSE $3::timestamptz END,"                                                    \
+    " THEN NULL ELSE greatest(r.at, j.started_at) END,"                                           \
     "  lease_token = NULL, lease_expires_at = NULL, locked_by = NULL,"                             \
     "  updated_at = $3::timestamptz"                                                               \
     "  FROM r WHERE j.tenant_id = r.tid AND j.id = r.id AND j.state = " TF_SQL_STATE(RUNNING)      \
@@ -120,12 +122,13 @@ enum {
     "  executor_version)"                                                                          \
     "  SELECT u.tenant_id, u.id, u.attempts + CASE WHEN r.attempt_outcome = "                      \
     TF_SQL_ATTEMPT_SNOOZED " THEN 1 ELSE 0 END, r.holder, r.token, u.started_at,"                  \
-    "  $3::timestamptz,"                                                                           \
-    "  greatest(0, (extract(epoch FROM $3::timestamptz - u.started_at) * 1000)::bigint),"          \
+    "  greatest(r.at, u.started_at),"                                                              \
+    "  greatest(0, (extract(epoch FROM r.at - u.started_at) * 1000)::bigint),"                    \
     "  r.attempt_outcome, r.error_type, r.error_message, r.executor_version"                       \
     "  FROM upd u JOIN r ON r.id = u.id),"                                                         \
     " ev AS (INSERT INTO job_events (tenant_id, job_id, at, from_state, to_state, reason, actor)"  \
-    "  SELECT u.tenant_id, u.id, $3::timestamptz, " TF_SQL_STATE(RUNNING) ", u.state, r.reason,"   \
+    "  SELECT u.tenant_id, u.id, greatest(r.at, u.started_at), " TF_SQL_STATE(RUNNING) ", u.state," \
+    "  r.reason,"                                                                                  \
     "  coalesce(r.actor, 'worker:' || r.holder) FROM upd u JOIN r ON r.id = u.id),"                \
     " sch AS (INSERT INTO scheduled (tenant_id, job_id, queue, run_at)"                            \
     "  SELECT tenant_id, id, queue, run_at FROM upd WHERE state = " TF_SQL_STATE(SCHEDULED) "),"   \

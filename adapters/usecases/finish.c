@@ -280,6 +280,7 @@ int tf_uc_ack(tf_uc_t *uc, const tf_ack_t *acks, size_t n, tf_uc_ack_cb cb, void
         it->retryable = a->retryable;
         it->snooze_ms = a->ok ? a->snooze_ms : 0;
         it->f.executor_version = a->executor_version;
+        it->f.ended_at_ms = a->ended_ms;
         if (a->ok) {
             it->f.children = a->children;
             it->f.nchildren = a->nchildren;

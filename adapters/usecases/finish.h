@@ -39,6 +39,7 @@ typedef struct {
     int64_t snooze_ms;    /* ok: > 0 puts the job back for that long without spending the
                              attempt (outcome "snoozed", transition reason "snoozed") */
     int executor_version; /* the Lua executor version that ran; 0: none */
+    int64_t ended_ms;     /* when the attempt ended (engine clock); 0: when it is recorded */
     /* Jobs the attempt created (tf.enqueue), inserted with an ok end in the
      * same transaction and dropped with a failure.  Borrowed until `cb`. */
     const tf_new_job_t *const *children;

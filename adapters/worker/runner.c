@@ -183,7 +183,6 @@ static void on_claimed(void *arg, int status, const tf_claimed_job_t *jobs, size
     tf_runner_t *r = op->r;
     r->ops--;
     r->claiming--;
-    r->claim_reserved -= op->max;
     tf__queue_t *q = tf__runner_queue_find(r, op->queue, 0);
     if (status != 0) {
         if (!r->claim_failing) {
@@ -205,6 +204,9 @@ static void on_claimed(void *arg, int status, const tf_claimed_job_t *jobs, size
             tf__runner_exec_start(r, &jobs[i], op->sent);
         }
     }
+    /* Reserved until every job has started: a run that ends at once
+     * claims more before the rest of the batch is counted. */
+    r->claim_reserved -= op->max;
     free(op->queue);
     free(op);
     tf__runner_claim_more(r);
@@ -223,11 +225,17 @@ static tf__queue_t *next_dirty(tf_runner_t *r) {
 }
 
 /* Claims for the free slots, with up to TF__RUNNER_CLAIMS_IN_FLIGHT claims
- * at once.  An execution holds its slot until its outcome is acknowledged:
- * its job is RUNNING (and counts against the caps) until then. */
+ * at once.  `concurrency` bounds the executor runs in flight (and the
+ * claims that may add to them), not the outcomes waiting for their acks,
+ * so claims go on while acks are written; those are bounded on their own.
+ * A capped scope is unaffected: its job stays RUNNING in the database
+ * until the ack, and the attempt's recorded end is the run's end, which
+ * is before any claim this frees (runner_exec.c, outcome_ready). */
 void tf__runner_claim_more(tf_runner_t *r) {
     while (!r->stopping && r->claiming < TF__RUNNER_CLAIMS_IN_FLIGHT) {
-        int free_slots = r->concurrency - r->nexec - r->claim_reserved;
+        int free_slots = r->concurrency - r->calls - r->claim_reserved;
+        int room = r->concurrency + TF__RUNNER_ACK_BACKLOG - r->nexec - r->claim_reserved;
+        free_slots = free_slots < room ? free_slots : room;
         if (free_slots <= 0) {
             return;
         }

@@ -254,6 +254,7 @@ static void ack_flush(tf_runner_t *r) {
                                  .retryable = e->out.retryable,
                                  .snooze_ms = e->out.snooze_ms,
                                  .executor_version = e->out.executor_version,
+                                 .ended_ms = e->out.ended_ms,
                                  .children = e->out.children,
                                  .nchildren = e->out.nchildren};
         }
@@ -288,6 +289,7 @@ static void on_ack_timer(uv_timer_t *t) {
 /* ---- executions: outcome and start ---- */
 
 static void outcome_ready(tf__exec_t *e) {
+    e->out.ended_ms = tf_uc_now(e->r->uc);
     if (!e->out.ok) {
         tf__runner_metric_inc(e->r->m.errors, e->out.error_type);
     }
@@ -329,6 +331,8 @@ static void on_run_done(void *arg, const tf_exec_outcome_t *outcome) {
     tf__exec_t *e = arg;
     tf_runner_t *r = e->r;
     e->run = NULL;
+    r->calls--; /* its slot is free for the next claim; the ack goes on */
+    tf__runner_claim_more(r);
     if (e->forgotten || e->releasing) {
         if (outcome->children_free != NULL) {
             outcome->children_free(outcome->children_ctx);
@@ -383,7 +387,9 @@ static void start_exec(tf__exec_t *e, const tf_claimed_job_t *job) {
     };
     e->started_ns = uv_hrtime();
     e->phase = TF__EXEC_CALL;
+    r->calls++; /* before: the run may end inside start() */
     int rc = e->executor->start(e->executor->ctx, &run, on_run_done, e, &e->run);
+    r->calls -= rc != 0;
     if (rc != 0) {
         e->run = NULL;
         exec_fail(e, rc == TF_EINVAL ? "executor_invalid" : "internal",

@@ -31,7 +31,8 @@
 enum {
     TF__RUNNER_RECENT_CANCELS = 32,         /* cancels remembered for claims still in flight */
     TF__RUNNER_DEFAULT_TIMEOUT_MS = 300000, /* a run's deadline when the job sets none */
-    TF__RUNNER_CLAIMS_IN_FLIGHT = 1, /* 2 measured no faster (bench/README.md) */
+    TF__RUNNER_ACK_BACKLOG = 1000,   /* ended runs waiting for their acks, at most */
+    TF__RUNNER_CLAIMS_IN_FLIGHT = 1, /* 2 measured slower (bench/README.md) */
     TF__RUNNER_ACKS_IN_FLIGHT = 1,
 };
 
@@ -52,6 +53,7 @@ typedef struct {
     char *error_message;
     int64_t snooze_ms;
     int executor_version;
+    int64_t ended_ms; /* engine clock when the run ended: the attempt's recorded end */
     /* Jobs the run created, kept until the outcome is acknowledged. */
     const tf_new_job_t *const *children;
     size_t nchildren;
@@ -100,6 +102,7 @@ struct tf_runner {
     tf_metrics_t *metrics;
     const char *worker_id;
     int concurrency, nexec;
+    int calls; /* executions whose executor run is in flight: what concurrency bounds */
     tf__exec_t *execs;
     tf__exec_t *ackq_head, *ackq_tail;
     tf__queue_t *queues;

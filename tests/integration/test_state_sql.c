@@ -248,6 +248,58 @@ static void test_state_sql__finish_applies_only_where_the_engine_allows(void **s
     }
 }
 
+/* An attempt ends when its run ended (tf_finish_t.ended_at_ms), kept
+ * between the attempt's start and the write's now; its transition and the
+ * job's finished_at agree. */
+static void test_state_sql__finish_records_the_runs_end(void **state) {
+    fixture_t *f = *state;
+    const char *token = "00000000-0000-4000-8000-0000000000dd";
+    int64_t now = tf_clock_real_ms();
+    int64_t started = now - 10000;
+    static const struct {
+        int64_t ended_offset; /* from the start; 0: none given */
+        int64_t want_offset;
+    } cases[] = {
+        {4000, 4000},   /* the run's end */
+        {-1000, 0},     /* before the start: the start */
+        {25000, 10000}, /* after now: now */
+        {0, 10000},     /* none: now */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char id[TF_ID_LEN];
+        job_in(f, TF_JOB_RUNNING, token, id);
+        it_execf(f->admin,
+                 "UPDATE jobs SET started_at = to_timestamp(%lld / 1000.0) WHERE id = '%s'",
+                 (long long)started, id);
+        tf_finish_t item = {
+            .job_id = id,
+            .lease_token = token,
+            .to = TF_JOB_SUCCEEDED,
+            .result = "{}",
+            .attempt_outcome = TF_ATTEMPT_SUCCEEDED,
+            .reason = "succeeded",
+            .ended_at_ms = cases[i].ended_offset != 0 ? started + cases[i].ended_offset : 0,
+        };
+        answer_t a = {0};
+        assert_int_equal(f->jobs->finish(f->jobs->ctx, &item, 1, NULL, now, finished, &a), 0);
+        it_run_until(&f->guard, answered, &a, 10000, "the finish");
+        assert_int_equal(a.status, 0);
+        assert_true(a.applied);
+        const char *got = it_execf(
+            f->admin,
+            "SELECT (extract(epoch FROM a.finished_at) * 1000)::bigint - %lld || ','"
+            " || a.duration_ms || ',' || (j.finished_at = a.finished_at) || ','"
+            " || (SELECT count(*) FROM job_events e WHERE e.job_id = j.id AND e.to_state = %d"
+            "     AND e.at = a.finished_at)"
+            " FROM job_attempts a JOIN jobs j ON j.id = a.job_id WHERE a.job_id = '%s'",
+            (long long)started, (int)TF_JOB_SUCCEEDED, id);
+        char want[64];
+        snprintf(want, sizeof(want), "%lld,%lld,true,1", (long long)cases[i].want_offset,
+                 (long long)cases[i].want_offset);
+        assert_string_equal(got, want);
+    }
+}
+
 static void beat(void *arg, int status, int64_t expires_at_ms) {
     answer_t *a = arg;
     a->status = status;
@@ -311,6 +363,7 @@ int main(void) {
         cmocka_unit_test(test_state_sql__cancel_applies_where_the_engine_allows),
         cmocka_unit_test(test_state_sql__retry_applies_where_the_engine_allows),
         cmocka_unit_test(test_state_sql__finish_applies_only_where_the_engine_allows),
+        cmocka_unit_test(test_state_sql__finish_records_the_runs_end),
         cmocka_unit_test(test_state_sql__heartbeat_extends_only_running_leases),
         cmocka_unit_test(test_state_sql__promote_moves_only_due_scheduled_jobs),
     };

@@ -165,7 +165,7 @@ typedef struct {
     char *tenant_id, *job_id, *lease_token, *worker, *actor, *result;
     char *error_type, *error_message, *reason;
     tf_job_state_t to;
-    int64_t run_at_ms;
+    int64_t run_at_ms, ended_at_ms;
     tf_attempt_outcome_t attempt_outcome;
     tf_dependants_action_t dependants;
 } fake_finish_item_t;
@@ -534,6 +534,7 @@ static inline int fake_finish(void *ctx, const tf_finish_t *items, size_t n,
             .reason = fake_strdup(fs, f->reason),
             .to = f->to,
             .run_at_ms = f->run_at_ms,
+            .ended_at_ms = f->ended_at_ms,
             .attempt_outcome = f->attempt_outcome,
             .dependants = f->dependants,
         };

@@ -173,6 +173,35 @@ static void test_claim__across_tenants_claims_the_planned_shares(void **state) {
     assert_int_equal(fx->calls, 2);
 }
 
+static void test_claim__a_tenant_alone_is_not_charged_virtual_time(void **state) {
+    fixture_t *fx = *state;
+    tf_uc_claim_t req = request(NULL, 10);
+    assert_int_equal(tf_uc_claim(&fx->env->uc, &req, on_claimed, fx), 0);
+    /* Tenant 2 is a candidate with nothing ready: tenant 1 is alone. */
+    tf_candidate_t cands[2] = {
+        {.tenant_id = TENANT_1, .weight = 1, .backlog = 50, .vtime = 2.0},
+        {.tenant_id = TENANT_2, .weight = 1, .backlog = 0, .vtime = 9.0},
+    };
+    fake_deliver_candidates(fx->store, 0, cands, 2, 1.0);
+    const fake_claim_call_t *c = &fx->store->claim[0];
+    assert_int_equal(c->ntenants, 1);
+    assert_string_equal(c->tenants[0], TENANT_1);
+    assert_int_equal(c->quotas[0], 10);
+    assert_false(c->has_vtimes);
+    fake_deliver_claimed(fx->store, 0, NULL, 0);
+
+    /* Once tenant 2 has work too, both are charged again. */
+    req = request(NULL, 10);
+    assert_int_equal(tf_uc_claim(&fx->env->uc, &req, on_claimed, fx), 0);
+    cands[1].backlog = 5;
+    fake_deliver_candidates(fx->store, 0, cands, 2, 1.0);
+    c = &fx->store->claim[1];
+    assert_int_equal(c->ntenants, 2);
+    assert_true(c->has_vtimes);
+    fake_deliver_claimed(fx->store, 0, NULL, 0);
+    assert_int_equal(fx->calls, 2);
+}
+
 static void test_claim__quotas_never_exceed_max_jobs(void **state) {
     fixture_t *fx = *state;
     char ids[40][TF_ID_LEN];
@@ -331,6 +360,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         T(test_claim__own_tenant_claims_directly_with_max_jobs),
         T(test_claim__across_tenants_claims_the_planned_shares),
+        T(test_claim__a_tenant_alone_is_not_charged_virtual_time),
         T(test_claim__quotas_never_exceed_max_jobs),
         T(test_claim__nothing_ready_answers_no_jobs_without_claiming),
         T(test_claim__store_errors_reach_the_callback),

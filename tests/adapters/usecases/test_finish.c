@@ -215,6 +215,7 @@ static void test_finish__success_without_result_or_worker(void **state) {
     assert_int_equal(tf_uc_ack(&fx->env->uc, &ack, 1, on_acked, fx), 0);
     const fake_finish_item_t *it = &fx->store->finish[0].items[0];
     assert_string_equal(it->result, "null");
+    assert_int_equal(it->ended_at_ms, 0); /* ended when recorded */
     assert_null(it->worker); /* the store names the lease holder */
     assert_null(it->actor);
     assert_null(it->tenant_id);
@@ -224,6 +225,27 @@ static void test_finish__success_without_result_or_worker(void **state) {
     tf_finished_t r[] = {applied(0, 0)};
     fake_deliver_finished(fx->store, 0, r, 1);
     assert_int_equal(fx->results[0].status, 0);
+}
+
+static void test_finish__the_attempt_ends_when_the_run_ended(void **state) {
+    fixture_t *fx = *state;
+    fx->env->clock.now = FAKE_T0_MS + 5000;
+    tf_ack_t acks[2] = {ack_ok(JOB_1, NULL), ack_fail(JOB_2, "http_503", 1)};
+    acks[0].ended_ms = FAKE_T0_MS + 4100; /* a built-in run that ended before its ack */
+    acks[1].ended_ms = FAKE_T0_MS + 4200;
+    assert_int_equal(tf_uc_ack(&fx->env->uc, acks, 2, on_acked, fx), 0);
+    tf_failed_job_t job = failed_job(&fx->fixed, 1);
+    fake_deliver_failed_jobs(fx->store, 0, &job, 1);
+    const fake_finish_call_t *c = &fx->store->finish[0];
+    assert_int_equal(c->now_ms, FAKE_T0_MS + 5000);
+    assert_int_equal(c->items[0].ended_at_ms, FAKE_T0_MS + 4100);
+    assert_int_equal(c->items[1].ended_at_ms, FAKE_T0_MS + 4200);
+    /* The retry's delay still counts from now, when it is decided. */
+    assert_int_equal(c->items[1].to, TF_JOB_SCHEDULED);
+    assert_int_equal(c->items[1].run_at_ms, FAKE_T0_MS + 5000 + 5000);
+    tf_finished_t r[] = {applied(0, 0), applied(0, 0)};
+    fake_deliver_finished(fx->store, 0, r, 2);
+    assert_int_equal(fx->calls, 1);
 }
 
 /* ---- failures ---- */
@@ -710,6 +732,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         T(test_finish__success_ends_succeeded_and_releases_dependants),
         T(test_finish__success_without_result_or_worker),
+        T(test_finish__the_attempt_ends_when_the_run_ended),
         T(test_finish__failures_are_read_once_and_only_them),
         T(test_finish__retry_left_is_scheduled_at_now_plus_delay_without_event),
         T(test_finish__retry_delay_follows_the_policy_strategy),
