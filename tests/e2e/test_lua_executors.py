@@ -181,6 +181,12 @@ def test_bad_uploads_are_refused_and_nothing_is_stored():
         assert fragment in got["error"]["message"], (name, source[:40], got)
     expect(put("bad", "return {}", content_type="application/json"), 415)
     expect(put("bad", "return {}", token="nope"), 401)
+    # Reads and deletes of names that cannot exist, and bad versions.
+    expect(get("/v1/executors/bad%20name"), 404, "not_found")
+    expect(tf.request("DELETE", "/v1/executors/bad%20name", headers=auth(KEY)), 404, "not_found")
+    expect(get("/v1/executors/" + "n" * 200), 404, "not_found")
+    for version in ("0", "-1", "1.5", "99999999999"):
+        expect(get(f"/v1/executors/bad?version={version}"), 422, "validation_failed", "version")
     # A job type another executor handles.
     expect(put("first", executor("first", ["Shared"], "return 1")), 201)
     got = expect(put("second", executor("second", ["Shared"], "return 2")), 409, "conflict")
@@ -332,6 +338,17 @@ def test_enqueue_commits_with_success_only():
     job = submit(type="BadParent", retry_policy={"max_attempts": 1})
     done = wait_state(job["id"], TERMINAL)
     assert "tf.enqueue: queue:" in done["last_error"]["message"], done
+    # A run's jobs take its job as parent and its correlation id: both
+    # fields are refused, with a message, and nothing is created.
+    for field, value in (("depends_on", f'{{"{job["id"]}"}}'), ("correlation_id", '"mine"')):
+        name = "refuses-" + field.replace("_", "-")
+        expect(put(name, executor(name, [name],
+                                  f'    tf.enqueue{{type = "X", {field} = {value}}}')), 201)
+        refused = submit(type=name, retry_policy={"max_attempts": 1})
+        done = wait_state(refused["id"], TERMINAL)
+        assert done["state"] == "DEAD", done
+        assert f"tf.enqueue: {field}: not accepted here" in done["last_error"]["message"], done
+        assert db.sql(f"SELECT count(*) FROM jobs WHERE parent_id = '{refused['id']}'") == "0"
 
 
 def test_missing_executor_fails_for_good():
