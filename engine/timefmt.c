@@ -28,8 +28,7 @@ typedef struct {
     int day;   /* 1..31 */
 } civil_date_t;
 
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-static int64_t days_from_civil(int64_t year, int month, int day) {
+int64_t tf_days_from_civil(int64_t year, int month, int day) {
     year -= month <= 2;
     const int64_t era = (year >= 0 ? year : year - 399) / 400;
     const int64_t year_of_era = year - era * 400;
@@ -39,7 +38,6 @@ static int64_t days_from_civil(int64_t year, int month, int day) {
     return era * 146097 + day_of_era - 719468;
 }
 
-/* The date `days` after 1970-01-01. */
 static civil_date_t civil_from_days(int64_t days) {
     days += 719468;
     const int64_t era = (days >= 0 ? days : days - 146096) / 146097;
@@ -54,6 +52,13 @@ static civil_date_t civil_from_days(int64_t days) {
     date.month = (int)(month_index < 10 ? month_index + 3 : month_index - 9);
     date.year = year_of_era + era * 400 + (date.month <= 2);
     return date;
+}
+
+void tf_civil_from_days(int64_t days, int64_t *year, int *month, int *day) {
+    const civil_date_t date = civil_from_days(days);
+    *year = date.year;
+    *month = date.month;
+    *day = date.day;
 }
 
 static bool is_leap_year(int64_t year) {
@@ -213,7 +218,7 @@ int tf_time_parse(const char *text, size_t len, int64_t *out_unix_ms) {
     if (!read_fields(&cur, &f) || !fields_in_range(&f)) {
         return TF_EINVAL;
     }
-    const int64_t days = days_from_civil(f.year, f.month, f.day);
+    const int64_t days = tf_days_from_civil(f.year, f.month, f.day);
     const int64_t seconds =
         days * 86400 + f.hour * 3600 + f.minute * 60 + f.second - (int64_t)f.offset_minutes * 60;
     *out_unix_ms = seconds * MS_PER_SECOND + f.ms;

@@ -24,4 +24,8 @@ int tf_time_format(int64_t unix_ms, char out[TF_TIME_STR_LEN + 1]);
  * Returns 0 or TF_EINVAL. */
 int tf_time_parse(const char *text, size_t len, int64_t *out_unix_ms);
 
+/* Days since 1970-01-01 of a proleptic Gregorian date, and back. */
+int64_t tf_days_from_civil(int64_t year, int month, int day);
+void tf_civil_from_days(int64_t days, int64_t *year, int *month, int *day);
+
 #endif
