@@ -10,7 +10,7 @@
  * only the other counts.
  *
  * Fire times are local wall-clock minutes of a zone, resolved to instants
- * (rules.md, "Cron and daylight saving"):
+ * (as issue 9 of the rules work specifies):
  *   - a local time that does not exist (the clock springs forward over it)
  *     fires once, at the first instant after the gap;
  *   - a local time that occurs twice (the clock falls back) fires once, at
