@@ -245,6 +245,58 @@ static void test_cron__a_schedule_that_never_fires_is_not_found(void **state) {
     assert_int_equal(tf_cron_next(&c, NULL, 0, &next), TF_ENOTFOUND);
 }
 
+/* In UTC, tf_cron_next is the first matching minute: checked against a
+ * minute-by-minute scan for random schedules from random instants. */
+static int matches_utc(const tf_cron_t *c, int64_t t) {
+    int64_t days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+    int64_t year;
+    int month, mday;
+    tf_civil_from_days(days, &year, &month, &mday);
+    int64_t secs = t - days * 86400;
+    int hour = (int)(secs / 3600), minute = (int)(secs % 3600 / 60);
+    int wday = (int)(((days % 7) + 11) % 7);
+    int dom = c->mdays >> mday & 1, dow = c->wdays >> wday & 1;
+    int day = c->mday_star || c->wday_star ? dom && dow : dom || dow;
+    return secs % 60 == 0 && day && (c->months >> month & 1) && (c->hours >> hour & 1) &&
+           (c->minutes >> minute & 1);
+}
+
+static void test_cron__next_is_the_first_matching_minute(void **state) {
+    (void)state;
+    static const char *const minute[] = {"*", "*/7", "0", "5,35", "10-20/5", "59"};
+    static const char *const hour[] = {"*", "*/5", "0", "9-17", "23", "1,13"};
+    static const char *const mday[] = {"*", "1", "15-20", "*/10", "31"};
+    static const char *const month[] = {"*", "FEB", "*/3", "1-6"};
+    static const char *const wday[] = {"*", "MON-FRI", "0", "6,7", "*/2"};
+    uint64_t seed = 42;
+    for (int i = 0; i < 400; i++) {
+        char expr[128];
+        size_t pick[6];
+        for (size_t k = 0; k < 6; k++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            pick[k] = (size_t)(seed >> 33);
+        }
+        snprintf(expr, sizeof(expr), "%s %s %s %s %s", minute[pick[0] % 6], hour[pick[1] % 6],
+                 mday[pick[2] % 5], month[pick[3] % 4], wday[pick[4] % 5]);
+        tf_cron_t c = parse_ok(expr);
+        int64_t after = utc("2026-01-01T00:00:00Z") + (int64_t)(pick[5] % (400 * 86400));
+        int64_t next = 0;
+        int rc = tf_cron_next(&c, NULL, after, &next);
+        int64_t t = after - after % 60 + 60, end = t + 4 * 366 * 86400;
+        while (t < end && !matches_utc(&c, t)) {
+            t += 60;
+        }
+        if (rc == TF_ENOTFOUND && t == end) {
+            continue; /* e.g. "* * 31 FEB *": never */
+        }
+        assert_int_equal(rc, 0);
+        if (t != next) {
+            fail_msg("'%s' after %lld: got %lld, the scan finds %lld", expr, (long long)after,
+                     (long long)next, (long long)t);
+        }
+    }
+}
+
 /* ---- daylight saving ---- */
 
 static void test_cron__oslo_spring_forward(void **state) {
@@ -324,6 +376,7 @@ int main(void) {
         cmocka_unit_test(test_cron__bad_expressions_say_what_is_wrong),
         cmocka_unit_test(test_cron__next_in_utc),
         cmocka_unit_test(test_cron__a_schedule_that_never_fires_is_not_found),
+        cmocka_unit_test(test_cron__next_is_the_first_matching_minute),
         cmocka_unit_test(test_cron__oslo_spring_forward),
         cmocka_unit_test(test_cron__oslo_fall_back),
         cmocka_unit_test(test_cron__new_york_both_transitions),
