@@ -28,8 +28,9 @@
  *   (comma-separated, NULL: none), 3 request hash of the existing job with
  *   the same idempotency key (hex), 4 always NULL, 5 the existing job's id,
  *   6 the executor the job got from its type (NULL: as submitted), 7 the
- *   wake-ups sent for such jobs (the caller's wake list, built before the
- *   types were known, names only the executors given).
+ *   queues woken: "<queue>" or "<queue>|builtin" on `taskflow_ready` for the
+ *   queues that got ready jobs (NOTIFY is delivered at commit; scheduled
+ *   and waiting jobs wake nobody: the promoter and the parents' ends do).
  * In batch mode any skipped row aborts the whole statement through
  * tf_abort('tf_batch:<ord>:<problem>[:<detail>]') (migration 0002), so
  * nothing is written.  A job whose parent already ended FAILED, DEAD or
@@ -116,10 +117,9 @@ enum {
     " CASE WHEN n.state = " TF_SQL_STATE(CANCELLED) " THEN 'dependency_failed' ELSE 'created'"     \
     " END, r.actor"                                                                                \
     " FROM ins n JOIN rows r ON r.id = n.id),"                                                     \
-    " lwake AS (SELECT pg_notify('taskflow_ready', q) FROM (SELECT DISTINCT n.queue || '|builtin'"  \
-    " AS q FROM ins n JOIN rows r ON r.id = n.id WHERE r.executor IS NULL"                          \
-    " AND n.executor IS NOT NULL AND n.state = " TF_SQL_STATE(PENDING)                              \
-    " AND n.pending_parents = 0) x),"                                                              \
+    " wake AS (SELECT pg_notify('taskflow_ready', q) FROM (SELECT DISTINCT n.queue"                \
+    " || CASE WHEN n.builtin THEN '|builtin' ELSE '' END AS q FROM ins n"                          \
+    " WHERE n.state = " TF_SQL_STATE(PENDING) " AND n.pending_parents = 0) x),"                    \
     " prior AS ("                                                                                  \
     " SELECT r.ord, x.id, x.request_hash FROM rows r CROSS JOIN LATERAL ("                         \
     " SELECT j.id, j.request_hash FROM jobs j"                                                     \
@@ -133,7 +133,7 @@ enum {
     " WHEN n.id IS NULL AND e.request_hash IS DISTINCT FROM decode(r.request_hash, 'hex')"         \
     " THEN tf_abort('tf_batch:' || r.ord || ':conflict') END END,"                                 \
     " e.id::text, CASE WHEN r.executor IS NULL THEN n.executor::text END,"                        \
-    " (SELECT count(*) FROM lwake)"                                                                \
+    " (SELECT count(*) FROM wake)"                                                                 \
     " FROM rows r"                                                                                 \
     " LEFT JOIN LATERAL (SELECT string_agg(d::text, ',') AS missing FROM unnest(r.depends_on) d"   \
     " WHERE r.found < r.wanted AND NOT EXISTS (SELECT 1 FROM jobs p"                               \
@@ -141,10 +141,6 @@ enum {
     " LEFT JOIN ins n ON n.id = r.id"                                                              \
     " LEFT JOIN prior e ON e.ord = r.ord"                                                          \
     " ORDER BY r.ord"
-
-/* Wakes the workers of the queues in $1 (text[]), in the submitting
- * transaction: NOTIFY is delivered at commit. */
-#define TF_SQL_SUBMIT_NOTIFY "SELECT count(pg_notify('taskflow_ready', q)) FROM unnest($1::text[]) q"
 
 /* ---- reading ---- */
 

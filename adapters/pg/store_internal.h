@@ -72,9 +72,6 @@ char *tf__pg_uuid_array(const char *const *ids, size_t n);
  * `parent_token` (may be NULL) guards a job a run enqueued. */
 void tf__pg_write_job_row(tf_jbuf_t *b, const tf_new_job_t *j, int ord, const char *parent_token);
 
-/* The queues whose workers the jobs wake, as a text[] literal, or NULL
- * (none, or out of memory: a lost wake-up costs a poll).  Caller frees. */
-char *tf__pg_wake_literal(const tf_new_job_t *const *jobs, size_t n);
 
 /* ---- decoding ---- */
 

@@ -19,7 +19,6 @@
 #pragma GCC diagnostic ignored "-Woverlength-strings"
 const tf_pg_prepared_t tf__pg_jobs_prepared[] = {
     {"jobs_submit", TF_SQL_SUBMIT},
-    {"jobs_submit_notify", TF_SQL_SUBMIT_NOTIFY},
     {"jobs_submit_children", TF_SQL_SUBMIT_CHILDREN},
     {"jobs_get", TF_SQL_GET},
     {"jobs_get_by_key", TF_SQL_GET_BY_KEY},
@@ -109,52 +108,6 @@ void tf__pg_write_job_row(tf_jbuf_t *b, const tf_new_job_t *j, int ord, const ch
     tf_jbuf_key(b, "parent_token");
     tf_jbuf_str(b, parent_token);
     tf_jbuf_obj_close(b);
-}
-
-/* Queues whose workers a submission wakes: "<queue>" or "<queue>|builtin",
- * without repeats, as a text[] literal (queue names need no quoting: they
- * are [A-Za-z0-9_.:-]).  Scheduled jobs wake nobody (the promoter does when
- * they are due).  NULL when nobody needs waking or out of memory (a lost
- * wake-up costs a poll interval, nothing more).  Caller frees. */
-char *tf__pg_wake_literal(const tf_new_job_t *const *jobs, size_t n) {
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    for (size_t i = 0; i < n; i++) {
-        const tf_new_job_t *j = jobs[i];
-        if (j->run_at_ms > j->created_at_ms) {
-            continue;
-        }
-        char item[300];
-        int w =
-            snprintf(item, sizeof(item), "%s%s", j->queue, j->executor != NULL ? "|builtin" : "");
-        if (w <= 0 || (size_t)w >= sizeof(item)) {
-            continue;
-        }
-        int dup = 0;
-        for (const char *p = text != NULL ? text + 1 : NULL; p != NULL && *p != '\0' && !dup;) {
-            size_t l = strcspn(p, ",");
-            dup = l == (size_t)w && strncmp(p, item, l) == 0;
-            p += l + (p[l] == ',');
-        }
-        if (dup) {
-            continue;
-        }
-        if (len + (size_t)w + 3 > cap) {
-            size_t grown_cap = (cap ? cap * 2 : 128) + (size_t)w;
-            char *grown = realloc(text, grown_cap);
-            if (grown == NULL) {
-                free(text);
-                return NULL;
-            }
-            text = grown;
-            cap = grown_cap;
-        }
-        len += (size_t)sprintf(text + len, "%s%s", len == 0 ? "{" : ",", item);
-    }
-    if (text != NULL) {
-        memcpy(text + len, "}", 2);
-    }
-    return text;
 }
 
 /* The first id of a comma-separated list, copied into `out`. */
@@ -255,24 +208,16 @@ static int submit(void *ctx, const tf_new_job_t *const *jobs, size_t n, int all_
         return TF_ENOMEM;
     }
     submit_op_t *op = malloc(sizeof(*op));
-    char *wake = tf__pg_wake_literal(jobs, n);
     if (op == NULL) {
         free(rows);
-        free(wake);
         return TF_ENOMEM;
     }
     *op = (submit_op_t){.cb = cb, .arg = arg, .n = n, .all_or_nothing = all_or_nothing};
     const char *submit_values[2] = {rows, all_or_nothing ? "true" : "false"};
-    const char *wake_values[1] = {wake};
-    tf_pg_stmt_t stmts[2] = {
-        {.prepared = "jobs_submit", .nparams = 2, .values = submit_values},
-        {.prepared = "jobs_submit_notify", .nparams = 1, .values = wake_values},
-    };
+    tf_pg_stmt_t stmt = {.prepared = "jobs_submit", .nparams = 2, .values = submit_values};
     tf_pg_store_t *s = ctx;
-    /* The wake-up goes in the same transaction: NOTIFY is sent at commit. */
-    int rc = tf_pg_submit(s->pool, stmts, wake != NULL ? 2 : 1, 0, submit_done, op);
+    int rc = tf_pg_submit(s->pool, &stmt, 1, 0, submit_done, op);
     free(rows);
-    free(wake);
     if (rc != 0) {
         free(op);
     }

@@ -260,10 +260,10 @@ static void write_finish_row(tf_jbuf_t *b, const tf_finish_t *it, int ord) {
     tf_jbuf_obj_close(b);
 }
 
-/* The jobs the attempts created, as the guarded submit's rows and the
- * queues they wake; *rows NULL when there are none. */
-static int children_texts(const tf_finish_t *items, size_t n, char **rows, char **wake) {
-    *rows = *wake = NULL;
+/* The jobs the attempts created, as the guarded submit's rows; *rows NULL
+ * when there are none. */
+static int children_text(const tf_finish_t *items, size_t n, char **rows) {
+    *rows = NULL;
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         total += items[i].nchildren;
@@ -271,25 +271,17 @@ static int children_texts(const tf_finish_t *items, size_t n, char **rows, char 
     if (total == 0) {
         return 0;
     }
-    const tf_new_job_t **all = malloc(total * sizeof(*all));
-    if (all == NULL) {
-        return TF_ENOMEM;
-    }
     tf_jbuf_t b;
     tf_jbuf_init(&b);
     tf_jbuf_arr_open(&b);
-    size_t k = 0;
+    int k = 0;
     for (size_t i = 0; i < n; i++) {
         for (size_t c = 0; c < items[i].nchildren; c++) {
-            all[k] = items[i].children[c];
-            tf__pg_write_job_row(&b, all[k], (int)k, items[i].lease_token);
-            k++;
+            tf__pg_write_job_row(&b, items[i].children[c], k++, items[i].lease_token);
         }
     }
     tf_jbuf_arr_close(&b);
     *rows = tf__pg_jbuf_text(&b);
-    *wake = tf__pg_wake_literal(all, total);
-    free(all);
     return *rows != NULL ? 0 : TF_ENOMEM;
 }
 
@@ -353,28 +345,25 @@ static int finish(void *ctx, const tf_finish_t *items, size_t n, const tf_event_
     }
     tf_jbuf_arr_close(&b);
     char *rows = tf__pg_jbuf_text(&b), *evs = events_text(events);
-    char *children = NULL, *wake = NULL;
+    char *children = NULL;
     finish_op_t *op = malloc(sizeof(*op));
     int rc = rows != NULL && evs != NULL && op != NULL ? 0 : TF_ENOMEM;
     if (rc == 0) {
-        rc = children_texts(items, n, &children, &wake);
+        rc = children_text(items, n, &children);
     }
     if (rc == 0) {
         *op = (finish_op_t){.cb = cb, .arg = arg, .n = n};
         tf__pg_time_t now;
         const char *values[3] = {rows, evs, tf__pg_time_param(now_ms, &now)};
         const char *child_values[2] = {children, "false"};
-        const char *wake_values[1] = {wake};
         /* Created jobs go in the same transaction, after the finish that
          * their insert checks (TF_SQL_SUBMIT_CHILDREN). */
-        tf_pg_stmt_t stmts[3] = {
+        tf_pg_stmt_t stmts[2] = {
             {.prepared = "work_finish", .nparams = 3, .values = values},
             {.prepared = "jobs_submit_children", .nparams = 2, .values = child_values},
-            {.prepared = "jobs_submit_notify", .nparams = 1, .values = wake_values},
         };
-        size_t nstmts = children == NULL ? 1 : wake == NULL ? 2 : 3;
         tf_pg_store_t *s = ctx;
-        rc = tf_pg_submit(s->pool, stmts, nstmts, 0, finish_done, op);
+        rc = tf_pg_submit(s->pool, stmts, children == NULL ? 1 : 2, 0, finish_done, op);
     }
     if (rc != 0) {
         free(op);
@@ -382,7 +371,6 @@ static int finish(void *ctx, const tf_finish_t *items, size_t n, const tf_event_
     free(rows);
     free(evs);
     free(children);
-    free(wake);
     return rc;
 }
 
