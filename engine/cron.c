@@ -277,7 +277,7 @@ static bool day_matches(const tf_cron_t *c, int64_t days) {
     if (!(c->months >> month & 1)) {
         return false;
     }
-    int wday = (int)(((days % 7) + 11) % 7); /* 1970-01-01 was a Thursday */
+    int wday = tf_weekday(days);
     bool dom = c->mdays >> mday & 1, dow = c->wdays >> wday & 1;
     if (c->mday_star || c->wday_star) {
         return dom && dow;

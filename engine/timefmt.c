@@ -61,6 +61,10 @@ void tf_civil_from_days(int64_t days, int64_t *year, int *month, int *day) {
     *day = date.day;
 }
 
+int tf_weekday(int64_t days) {
+    return (int)(((days % 7) + 11) % 7); /* 1970-01-01 was a Thursday */
+}
+
 static bool is_leap_year(int64_t year) {
     return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
 }

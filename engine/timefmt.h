@@ -28,4 +28,7 @@ int tf_time_parse(const char *text, size_t len, int64_t *out_unix_ms);
 int64_t tf_days_from_civil(int64_t year, int month, int day);
 void tf_civil_from_days(int64_t days, int64_t *year, int *month, int *day);
 
+/* The day of the week of `days` since 1970-01-01: 0 Sunday .. 6 Saturday. */
+int tf_weekday(int64_t days);
+
 #endif

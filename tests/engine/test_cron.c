@@ -254,7 +254,7 @@ static int matches_utc(const tf_cron_t *c, int64_t t) {
     tf_civil_from_days(days, &year, &month, &mday);
     int64_t secs = t - days * 86400;
     int hour = (int)(secs / 3600), minute = (int)(secs % 3600 / 60);
-    int wday = (int)(((days % 7) + 11) % 7);
+    int wday = tf_weekday(days);
     int dom = c->mdays >> mday & 1, dow = c->wdays >> wday & 1;
     int day = c->mday_star || c->wday_star ? dom && dow : dom || dow;
     return secs % 60 == 0 && day && (c->months >> month & 1) && (c->hours >> hour & 1) &&
