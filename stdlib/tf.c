@@ -417,4 +417,5 @@ void tf_stdlib_open(lua_State *L, void *ctx) {
     tf__stdlib_open_http(L);
     tf__stdlib_open_wait(L);
     tf__stdlib_open_enqueue(L);
+    tf__stdlib_open_triggers(L);
 }

@@ -1,7 +1,8 @@
 /*
  * tf.h - the `tf` library that tenants' scripts see (docs/lua.md):
  * tf.json, tf.log, tf.now, tf.uuid, tf.base64, tf.hmac_sha256, tf.http,
- * tf.sleep, tf.enqueue, tf.fatal, tf.snooze.
+ * tf.sleep, tf.enqueue, tf.fatal, tf.snooze, and the rule triggers
+ * tf.cron, tf.webhook, tf.event and tf.on.
  *
  * Every function checks its arguments and raises a Lua error naming
  * itself ("tf.json.decode: ...") on a bad one.  Functions that wait
@@ -19,6 +20,7 @@
 #include <lua.h>
 
 #include "adapters/httpclient/client.h"
+#include "engine/trigger.h"
 #include "lua/host.h"
 
 #define TF_STDLIB_JSON_MAX ((size_t)8 << 20) /* tf.json.encode output, decode input */
@@ -61,9 +63,15 @@ const char *tf__stdlib_check_string(lua_State *L, int arg, const char *fn, const
 lua_Integer tf__stdlib_check_integer(lua_State *L, int arg, const char *fn, const char *name);
 void tf__stdlib_check_table(lua_State *L, int arg, const char *fn, const char *name);
 
-/* Opens tf.http, tf.sleep and tf.enqueue (wait.c, http.c, enqueue.c). */
+/* The trigger (tf.cron, tf.webhook, tf.event, tf.on) at `idx`, or NULL
+ * when the value there is not one.  [-0, +0, -] */
+const tf_trigger_t *tf_stdlib_trigger(lua_State *L, int idx);
+
+/* Opens tf.http, tf.sleep, tf.enqueue and the triggers (wait.c, http.c,
+ * enqueue.c, triggers.c). */
 void tf__stdlib_open_http(lua_State *L);
 void tf__stdlib_open_wait(lua_State *L);
 void tf__stdlib_open_enqueue(lua_State *L);
+void tf__stdlib_open_triggers(lua_State *L);
 
 #endif

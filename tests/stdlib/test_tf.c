@@ -492,6 +492,83 @@ static void test_tf__fatal_and_snooze_arguments(void **state) {
     assert_int_equal(r.snooze_ms, 1);
 }
 
+/* ---- rule triggers ---- */
+
+/* A chunk that describes trigger `expr` as "kind|cron|timezone|catch_up|
+ * event|type|queue|scheme" ("-" for nil). */
+static void expect_trigger(const char *expr, const char *want) {
+    char source[1024], json[300];
+    snprintf(source, sizeof(source),
+             "local t = %s\n"
+             "local out = {}\n"
+             "for _, k in ipairs({'kind', 'cron', 'timezone', 'catch_up', 'event', 'type',"
+             " 'queue', 'scheme'}) do out[#out + 1] = t[k] == nil and '-' or t[k] end\n"
+             "return table.concat(out, '|')",
+             expr);
+    snprintf(json, sizeof(json), "\"%s\"", want);
+    expect_ok(source, json);
+}
+
+static void test_tf__triggers(void **state) {
+    (void)state;
+    expect_trigger("tf.cron('0 7 * * *')", "cron|0 7 * * *|UTC|latest|-|-|-|-");
+    expect_trigger("tf.cron('@daily', {timezone = 'Europe/Oslo', catch_up = 'none'})",
+                   "cron|@daily|Europe/Oslo|none|-|-|-|-");
+    expect_trigger("tf.cron('*/5 * * * MON-FRI', {timezone = 'Etc/GMT+5'})",
+                   "cron|*/5 * * * MON-FRI|Etc/GMT+5|latest|-|-|-|-");
+    expect_trigger("tf.webhook()", "webhook|-|-|-|-|-|-|taskflow");
+    expect_trigger("tf.webhook{}", "webhook|-|-|-|-|-|-|taskflow");
+    expect_trigger("tf.webhook(nil)", "webhook|-|-|-|-|-|-|taskflow");
+    expect_trigger("tf.cron('0 7 * * *', nil)", "cron|0 7 * * *|UTC|latest|-|-|-|-");
+    expect_trigger("tf.on('job.failed', {})", "job|-|-|-|job.failed|-|-|-");
+    expect_trigger("tf.cron('0 7 * * *', {})", "cron|0 7 * * *|UTC|latest|-|-|-|-");
+    expect_trigger("tf.webhook{scheme = 'stripe'}", "webhook|-|-|-|-|-|-|stripe");
+    expect_trigger("tf.event('user.signed_up')", "event|-|-|-|user.signed_up|-|-|-");
+    expect_trigger("tf.on('job.succeeded')", "job|-|-|-|job.succeeded|-|-|-");
+    expect_trigger("tf.on('job.dead', {type = 'Import file', queue = 'imports'})",
+                   "job|-|-|-|job.dead|Import file|imports|-");
+    /* Read-only, with a locked metatable: no forged or edited triggers. */
+    expect_error("local t = tf.cron('0 7 * * *') t.cron = '* * * * *'", "lua_error",
+                 "a trigger cannot be changed");
+    expect_ok("return getmetatable(tf.event('x'))", "\"the metatable is locked\"");
+    expect_error("setmetatable({}, getmetatable(tf.event('x')))", "lua_error", "");
+}
+
+static void test_tf__trigger_arguments(void **state) {
+    (void)state;
+    static const struct {
+        const char *source, *fragment;
+    } cases[] = {
+        {"tf.cron()", "tf.cron: the expression must be a string"},
+        {"tf.cron('0 24 * * *')", "tf.cron: hour: 24 is out of range 0-23"},
+        {"tf.cron('* * * *')", "tf.cron: five fields are needed"},
+        {"tf.cron('@reboot')", "tf.cron: unknown macro '@reboot'"},
+        {"tf.cron(string.rep('1', 300))", "tf.cron: the expression is too long"},
+        {"tf.cron('0 7 * * *', 'Europe/Oslo')", "tf.cron: the options must be a table"},
+        {"tf.cron('0 7 * * *', {tz = 'UTC'})", "tf.cron: unknown option tz (known: timezone"},
+        {"tf.cron('0 7 * * *', {timezone = '../etc/passwd'})", "tf.cron: timezone must be an IANA"},
+        {"tf.cron('0 7 * * *', {timezone = ''})", "tf.cron: timezone must be 1 to 64 bytes"},
+        {"tf.cron('0 7 * * *', {timezone = 'Europe//Oslo'})", "tf.cron: timezone must be an IANA"},
+        {"tf.cron('0 7 * * *', {timezone = {}})", "tf.cron: timezone must be a string"},
+        {"tf.cron('0 7 * * *', {catch_up = 'all'})", "tf.cron: catch_up must be \"none\""},
+        {"tf.cron('0 7 * * *', {catch_up = true})", "tf.cron: catch_up must be \"none\""},
+        {"tf.webhook{scheme = 'hmac'}", "tf.webhook: scheme must be"},
+        {"tf.webhook('github')", "tf.webhook: the options must be a table"},
+        {"tf.webhook{secret = 'x'}", "tf.webhook: unknown option secret"},
+        {"tf.event()", "tf.event: the event name must be a string"},
+        {"tf.event('bad name')", "tf.event: the event name must be 1 to 128"},
+        {"tf.event('job.succeeded')", "not start with \"job.\" (use tf.on)"},
+        {"tf.event(string.rep('e', 129))", "tf.event: the event name must be 1 to 128"},
+        {"tf.on('job.started')", "tf.on: the event must be"},
+        {"tf.on('job.failed', {queue = 'bad queue'})", "tf.on: queue may hold only"},
+        {"tf.on('job.failed', {type = ''})", "tf.on: type must be 1 to 128 bytes"},
+        {"tf.on('job.failed', {state = 'x'})", "tf.on: unknown option state (known: type, queue)"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        expect_error(cases[i].source, "lua_error", cases[i].fragment);
+    }
+}
+
 static void test_tf__sleep_arguments(void **state) {
     (void)state;
     expect_error("tf.sleep(-1)", "lua_error", "tf.sleep: ms must be from 0 to 3600000");
@@ -938,6 +1015,8 @@ int main(void) {
         T(base64_errors),
         T(hmac_sha256_rfc4231),
         T(fatal_and_snooze_arguments),
+        T(triggers),
+        T(trigger_arguments),
         T(sleep_arguments),
         T(enqueue),
         T(http_argument_errors),
