@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/rules.h"
+
 #define TF_SCRIPT_NAME_MAX 128
 #define TF_SCRIPT_SOURCE_MAX ((size_t)256 << 10) /* bytes of Lua per upload */
 #define TF_SCRIPT_HANDLES_MAX 64
@@ -106,6 +108,10 @@ typedef struct {
     void *ctx;
     int (*check_executor)(void *ctx, const char *tenant_id, const char *name, const char *source,
                           size_t len, tf_script_check_cb cb, void *arg);
+    /* The same for a rule: the table it returns is {name, trigger,
+     * condition (optional), action}. */
+    int (*check_rule)(void *ctx, const char *tenant_id, const char *source, size_t len,
+                      tf_rule_check_cb cb, void *arg);
 } tf_script_checker_t;
 
 #endif

@@ -3,7 +3,10 @@
  */
 #include "engine/trigger.h"
 
+#include <stdio.h>
 #include <string.h>
+
+#include "engine/error.h"
 
 const char *tf_trigger_kind_name(tf_trigger_kind_t kind) {
     switch (kind) {
@@ -63,4 +66,77 @@ int tf_webhook_scheme_valid(const char *scheme) {
     static const char *const schemes[] = {"taskflow", "standard-webhooks", "stripe", "github",
                                           NULL};
     return one_of(scheme, schemes);
+}
+
+/* What tf_trigger_json writes into: `len` counts past `cap`. */
+typedef struct {
+    char *out;
+    size_t cap, len;
+} sink_t;
+
+static void put(sink_t *s, const char *text) {
+    size_t n = strlen(text);
+    if (s->len + n < s->cap) {
+        memcpy(s->out + s->len, text, n + 1);
+    }
+    s->len += n;
+}
+
+/* `v` as a JSON string, or null when empty and `null_empty`. */
+static void put_string(sink_t *s, const char *v, int null_empty) {
+    if (null_empty && v[0] == '\0') {
+        put(s, "null");
+        return;
+    }
+    put(s, "\"");
+    for (const unsigned char *p = (const unsigned char *)v; *p != '\0'; p++) {
+        char buf[8];
+        if (*p == '"' || *p == '\\') {
+            snprintf(buf, sizeof(buf), "\\%c", *p);
+        } else if (*p < 0x20) {
+            snprintf(buf, sizeof(buf), "\\u%04x", *p);
+        } else {
+            buf[0] = (char)*p, buf[1] = '\0';
+        }
+        put(s, buf);
+    }
+    put(s, "\"");
+}
+
+static void put_field(sink_t *s, const char *key, const char *v, int null_empty) {
+    put(s, ",\"");
+    put(s, key);
+    put(s, "\":");
+    put_string(s, v, null_empty);
+}
+
+int tf_trigger_json(const tf_trigger_t *t, char *out, size_t cap) {
+    const char *kind = tf_trigger_kind_name(t->kind);
+    if (kind == NULL || cap == 0) {
+        return TF_ERANGE;
+    }
+    sink_t s = {out, cap, 0};
+    out[0] = '\0';
+    put(&s, "{\"kind\":");
+    put_string(&s, kind, 0);
+    switch (t->kind) {
+    case TF_TRIGGER_CRON:
+        put_field(&s, "cron", t->cron, 0);
+        put_field(&s, "timezone", t->timezone, 0);
+        put_field(&s, "catch_up", t->catch_up == TF_CATCH_UP_NONE ? "none" : "latest", 0);
+        break;
+    case TF_TRIGGER_WEBHOOK:
+        put_field(&s, "scheme", t->scheme, 0);
+        break;
+    case TF_TRIGGER_EVENT:
+        put_field(&s, "event", t->event, 0);
+        break;
+    case TF_TRIGGER_JOB:
+        put_field(&s, "event", t->event, 0);
+        put_field(&s, "type", t->type, 1);
+        put_field(&s, "queue", t->queue, 1);
+        break;
+    }
+    put(&s, "}");
+    return s.len < cap ? 0 : TF_ERANGE;
 }

@@ -46,6 +46,13 @@ typedef struct {
     char scheme[TF_WEBHOOK_SCHEME_MAX + 1];
 } tf_trigger_t;
 
+/* The trigger as JSON into out[cap]: {"kind": "cron", "cron": ...,
+ * "timezone": ..., "catch_up": ...}, {"kind": "webhook", "scheme": ...},
+ * {"kind": "event", "event": ...} or {"kind": "job", "event": ..., "type":
+ * ... or null, "queue": ... or null}.  Returns 0, or TF_ERANGE when it
+ * does not fit (1 KiB always does). */
+int tf_trigger_json(const tf_trigger_t *t, char *out, size_t cap);
+
 /* "cron", "webhook", "event", "job"; NULL for anything else. */
 const char *tf_trigger_kind_name(tf_trigger_kind_t kind);
 

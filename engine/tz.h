@@ -37,4 +37,12 @@ int64_t tf_tz_next_change(const tf_tz_t *tz, int64_t t);
 /* The zone as cron schedules see it (borrows `tz`). */
 tf_cron_zone_t tf_tz_cron_zone(const tf_tz_t *tz);
 
+/* The zones port: zones by IANA name (adapters/clock/zones.h).  `get`
+ * returns 0 with the zone (kept by the source), TF_EINVAL (not a zone
+ * name) or TF_ENOTFOUND (no such zone). */
+typedef struct {
+    void *ctx;
+    int (*get)(void *ctx, const char *name, const tf_tz_t **out);
+} tf_zone_source_t;
+
 #endif

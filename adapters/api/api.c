@@ -67,6 +67,7 @@ int tf_api_register(tf_router_t *router, int api) {
         {tf_api_worker_routes, &tf_api_worker_routes_count, api},
         {tf_api_clock_routes, &tf_api_clock_routes_count, api},
         {tf_api_executor_routes, &tf_api_executor_routes_count, api},
+        {tf_api_rule_routes, &tf_api_rule_routes_count, api},
     };
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
         int rc =
@@ -158,6 +159,24 @@ int tf_api_path_id(tf_http_req_t *req, const char *name, const char *missing, ch
     return 0;
 }
 
+int tf_api_lua_body(tf_http_req_t *req, const char *what, const char **body, size_t *len) {
+    const char *ct = tf_http_req_header(req, "content-type");
+    size_t n = ct != NULL ? strcspn(ct, "; ") : 0;
+    if (n != 10 || (strncmp(ct, "text/x-lua", n) != 0 && strncmp(ct, "text/plain", n) != 0)) {
+        char message[80];
+        snprintf(message, sizeof(message), "send the %s's Lua source as text/x-lua", what);
+        tf_http_respond_error(req, 415, "unsupported_media_type", message, NULL);
+        return -1;
+    }
+    *len = 0;
+    *body = tf_http_req_body(req, len);
+    if (*body == NULL) {
+        *body = "";
+        *len = 0;
+    }
+    return 0;
+}
+
 /* ---- answers ---- */
 
 void tf_api_respond_jbuf(tf_http_req_t *req, int status, tf_jbuf_t *b) {
@@ -169,6 +188,16 @@ void tf_api_respond_jbuf(tf_http_req_t *req, int status, tf_jbuf_t *b) {
     }
     tf_http_respond(req, status, JSON_TYPE, text, len);
     free(text);
+}
+
+void tf_api_upload_refused(tf_http_req_t *req, int rc, const char *field, const char *why) {
+    if (rc == TF_EINVAL) {
+        tf_api_invalid(req, field, why);
+    } else if (rc == TF_ETOOBIG) {
+        tf_http_respond_error(req, 413, "payload_too_large", why, NULL);
+    } else if (rc != 0) {
+        tf_api_respond_status(req, rc);
+    }
 }
 
 void tf_api_respond_built(tf_http_req_t *req, int status, tf_jbuf_t *b, int rc) {

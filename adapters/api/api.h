@@ -110,6 +110,11 @@ int tf_api_limit(tf_http_req_t *req);
  * is not an id names nothing that exists. */
 int tf_api_path_id(tf_http_req_t *req, const char *name, const char *missing, char out[TF_ID_LEN]);
 
+/* The body of a script upload: Lua source as text/x-lua (or text/plain).
+ * Answers 415 naming `what` ("executor", "rule") and returns -1 for any
+ * other content type. */
+int tf_api_lua_body(tf_http_req_t *req, const char *what, const char **body, size_t *len);
+
 /* ---- answers ---- */
 
 /* Answers `status` with the JSON text in `b` (which is consumed). */
@@ -126,6 +131,10 @@ void tf_api_invalid(tf_http_req_t *req, const char *field, const char *message);
  * or busy (TF_EUNAVAIL, TF_EAGAIN, TF_ESHUTDOWN, TF_ETIMEDOUT), 409 for
  * TF_ECONFLICT, else 500, logged with the route and request id. */
 void tf_api_respond_status(tf_http_req_t *req, int status);
+
+/* Answers an upload use case's refusal `rc` (nothing when 0): 422 on
+ * `field` or 413 with `why`, else as tf_api_respond_status. */
+void tf_api_upload_refused(tf_http_req_t *req, int rc, const char *field, const char *why);
 
 /* Writes `ms` as an RFC 3339 string, or null for TF_TIME_NONE.  Returns 0
  * or TF_EIO when the time cannot be shown. */

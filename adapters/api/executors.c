@@ -95,24 +95,13 @@ static void uploaded(void *arg, int status, const char *message, const tf_script
     tf_api_respond_built(req, created ? 201 : 200, &b, rc);
 }
 
-static int lua_content_type(const char *ct) {
-    if (ct == NULL) {
-        return 0;
-    }
-    size_t len = strcspn(ct, "; ");
-    return (len == 10 && strncmp(ct, "text/x-lua", len) == 0) ||
-           (len == 10 && strncmp(ct, "text/plain", len) == 0);
-}
-
 static void put_executor(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t *who) {
     const char *name = tf_http_req_param(req, "name");
-    if (!lua_content_type(tf_http_req_header(req, "content-type"))) {
-        tf_http_respond_error(req, 415, "unsupported_media_type",
-                              "send the executor's Lua source as text/x-lua", NULL);
+    size_t len = 0;
+    const char *body = NULL;
+    if (tf_api_lua_body(req, "executor", &body, &len) != 0) {
         return;
     }
-    size_t len = 0;
-    const char *body = tf_http_req_body(req, &len);
     tf_uc_upload_t up = {.tenant_id = who->tenant_id,
                          .name = name != NULL ? name : "",
                          .source = body != NULL ? body : "",
@@ -120,13 +109,7 @@ static void put_executor(tf_http_req_t *req, tf_api_loop_t *lp, const tf_princip
                          .actor = who->actor};
     char err[200];
     int rc = tf_uc_executor_upload(lp->uc, &up, uploaded, req, err, sizeof(err));
-    if (rc == TF_EINVAL) {
-        tf_api_invalid(req, tf_uc_executor_name_valid(up.name) ? "source" : "name", err);
-    } else if (rc == TF_ETOOBIG) {
-        tf_http_respond_error(req, 413, "payload_too_large", err, NULL);
-    } else if (rc != 0) {
-        tf_api_respond_status(req, rc);
-    }
+    tf_api_upload_refused(req, rc, tf_uc_executor_name_valid(up.name) ? "source" : "name", err);
 }
 
 /* ---- GET one ---- */
@@ -268,8 +251,8 @@ static void delete_executor(tf_http_req_t *req, tf_api_loop_t *lp, const tf_prin
         return;
     }
     const tf_script_store_t *s = lp->uc->scripts;
-    int rc = s != NULL ? s->delete_executor(s->ctx, who->tenant_id, name, deleted, req)
-                       : TF_EUNAVAIL;
+    int rc =
+        s != NULL ? s->delete_executor(s->ctx, who->tenant_id, name, deleted, req) : TF_EUNAVAIL;
     if (rc != 0) {
         tf_api_respond_status(req, rc);
     }

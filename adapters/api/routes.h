@@ -25,6 +25,9 @@ extern const size_t tf_api_worker_routes_count;
 /* executors.c: /v1/executors... */
 extern const tf_api_route_t tf_api_executor_routes[];
 extern const size_t tf_api_executor_routes_count;
+/* rules.c: /v1/rules... */
+extern const tf_api_route_t tf_api_rule_routes[];
+extern const size_t tf_api_rule_routes_count;
 /* clock.c: GET|POST /v1/admin/clock */
 extern const tf_api_route_t tf_api_clock_routes[];
 extern const size_t tf_api_clock_routes_count;

@@ -118,3 +118,11 @@ int tf_zones_get(tf_zones_t *z, const char *name, const tf_tz_t **out) {
     uv_mutex_unlock(&z->lock);
     return 0;
 }
+
+static int source_get(void *ctx, const char *name, const tf_tz_t **out) {
+    return tf_zones_get(ctx, name, out);
+}
+
+tf_zone_source_t tf_zones_source(tf_zones_t *zones) {
+    return (tf_zone_source_t){.ctx = zones, .get = source_get};
+}

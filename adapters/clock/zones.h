@@ -25,4 +25,7 @@ void tf_zones_destroy(tf_zones_t *zones);
  * TZif zone, e.g. a leap-second one) or TF_ENOMEM. */
 int tf_zones_get(tf_zones_t *zones, const char *name, const tf_tz_t **out);
 
+/* `zones` as the engine's zones port. */
+tf_zone_source_t tf_zones_source(tf_zones_t *zones);
+
 #endif

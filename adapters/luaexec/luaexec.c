@@ -15,6 +15,7 @@
 #include "adapters/jobspec/submission.h"
 #include "adapters/json/jbuf.h"
 #include "engine/error.h"
+#include "engine/names.h"
 #include "engine/utf8.h"
 #include "stdlib/tf.h"
 
@@ -119,8 +120,9 @@ static int vet_module(lua_State *L, int idx, void *user, char *err, size_t errle
     vet_t *v = user;
     int top = lua_gettop(L);
     if (lua_type(L, idx) != LUA_TTABLE) {
-        snprintf(err, errlen, "the script must return a table {name = ..., handles = {...}, run = "
-                              "function(job, ctx) ... end} (it returned a %s)",
+        snprintf(err, errlen,
+                 "the script must return a table {name = ..., handles = {...}, run = "
+                 "function(job, ctx) ... end} (it returned a %s)",
                  luaL_typename(L, idx));
         return -1;
     }
@@ -186,8 +188,8 @@ static int vet_module(lua_State *L, int idx, void *user, char *err, size_t errle
     }
     for (lua_Integer i = 1; i <= n; i++) {
         size_t len = 0;
-        const char *type = lua_rawgeti(L, handles, i) == LUA_TSTRING ? lua_tolstring(L, -1, &len)
-                                                                      : NULL;
+        const char *type =
+            lua_rawgeti(L, handles, i) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
         if (type == NULL || len == 0 || len > 128 || !tf_utf8_valid(type, len) ||
             memchr(type, '\0', len) != NULL) {
             return vet_fail(L, top, err, errlen,
@@ -472,8 +474,7 @@ static void loaded(void *arg, int status, const tf_script_t *script) {
 
 /* ---- the executor port ---- */
 
-static int start(void *ctx, const tf_exec_job_t *job, tf_exec_done_fn done, void *arg,
-                 void **out) {
+static int start(void *ctx, const tf_exec_job_t *job, tf_exec_done_fn done, void *arg, void **out) {
     tf_luaexec_t *x = ctx;
     json_t *executor = job->executor != NULL ? json_loads(job->executor, 0, NULL) : NULL;
     const char *name = json_string_value(json_object_get(executor, "name"));
@@ -521,8 +522,8 @@ static int start(void *ctx, const tf_exec_job_t *job, tf_exec_done_fn done, void
         snprintf(e->tenant_id, sizeof(e->tenant_id), "%s", run->tenant_id);
         snprintf(e->name, sizeof(e->name), "%s", run->vet.name);
         e->loading = 1;
-        int rc = x->cfg.scripts->get_executor(x->cfg.scripts->ctx, e->tenant_id, e->name, 0, loaded,
-                                              e);
+        int rc =
+            x->cfg.scripts->get_executor(x->cfg.scripts->ctx, e->tenant_id, e->name, 0, loaded, e);
         if (rc != 0) {
             free(e);
             run_free(run);
@@ -568,33 +569,151 @@ void tf_luaexec_forget(tf_luaexec_t *x, const char *tenant_id, const char *name)
 
 /* ---- the checker ---- */
 
+/* ---- checking a rule ---- */
+
+typedef struct {
+    char name[TF_SCRIPT_NAME_MAX + 1];
+    tf_trigger_t trigger;
+    int has_condition;
+    tf_rule_check_cb cb;
+    void *arg;
+} rule_check_t;
+
+/* Checks the rule table at `idx` (raw access only): name, trigger,
+ * condition, action. */
+static int vet_rule(lua_State *L, int idx, void *user, char *err, size_t errlen) {
+    rule_check_t *c = user;
+    int top = lua_gettop(L);
+    if (lua_type(L, idx) != LUA_TTABLE) {
+        snprintf(
+            err, errlen,
+            "the script must return a table {name = ..., trigger = ..., condition = "
+            "function(ev, ctx) ... end, action = function(ev, ctx) ... end} (it returned a %s)",
+            luaL_typename(L, idx));
+        return -1;
+    }
+    static const char *const known[] = {"name", "trigger", "condition", "action", NULL};
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_pop(L, 1);
+        int ok = 0;
+        for (size_t i = 0; !ok && known[i] != NULL && lua_type(L, -1) == LUA_TSTRING; i++) {
+            ok = strcmp(lua_tostring(L, -1), known[i]) == 0;
+        }
+        if (!ok) {
+            char what[200];
+            snprintf(what, sizeof(what),
+                     "the returned table has an unknown field %.64s (known: name, trigger, "
+                     "condition, action)",
+                     lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(not a name)");
+            return vet_fail(L, top, err, errlen, what);
+        }
+    }
+    if (field_type(L, idx, "name") != LUA_TSTRING ||
+        !tf_name_valid(lua_tostring(L, -1), TF_SCRIPT_NAME_MAX)) {
+        return vet_fail(L, top, err, errlen,
+                        "name must be 1 to 128 characters of letters, digits and _ . : -");
+    }
+    snprintf(c->name, sizeof(c->name), "%s", lua_tostring(L, -1));
+    int t = field_type(L, idx, "trigger");
+    const tf_trigger_t *trigger = tf_stdlib_trigger(L, -1);
+    if (trigger == NULL) {
+        char what[200];
+        snprintf(what, sizeof(what),
+                 "trigger must be made by tf.cron, tf.webhook, tf.event or tf.on (got %s)",
+                 t == LUA_TNIL ? "nothing" : luaL_typename(L, -1));
+        return vet_fail(L, top, err, errlen, what);
+    }
+    c->trigger = *trigger;
+    t = field_type(L, idx, "condition");
+    if (t != LUA_TNIL && t != LUA_TFUNCTION) {
+        return vet_fail(L, top, err, errlen, "condition must be a function(ev, ctx)");
+    }
+    c->has_condition = t == LUA_TFUNCTION;
+    if (field_type(L, idx, "action") != LUA_TFUNCTION) {
+        return vet_fail(L, top, err, errlen, "action must be a function(ev, ctx)");
+    }
+    lua_settop(L, top);
+    return 0;
+}
+
+/* The check's outcome as the checker port reports it: 0, or why not in
+ * `message` (a TF_E* code returned). */
+static int check_outcome(const tf_lua_outcome_t *o, char *message, size_t len) {
+    if (o->status == TF_LUA_OK) {
+        return 0;
+    }
+    if (strcmp(o->error_type, "shutdown") == 0) {
+        snprintf(message, len, "%s", o->error_message);
+        return TF_ESHUTDOWN;
+    }
+    if (strcmp(o->error_type, "lua_syntax") == 0 || strcmp(o->error_type, "lua_module") == 0 ||
+        strcmp(o->error_type, "lua_error") == 0) {
+        snprintf(message, len, "%s", o->error_message);
+    } else {
+        snprintf(message, len, "the script's top level failed (%s): %s", o->error_type,
+                 o->error_message);
+    }
+    return TF_EINVAL;
+}
+
+static void rule_checked(void *arg, const tf_lua_outcome_t *o) {
+    rule_check_t *c = arg;
+    char message[1100];
+    int rc = check_outcome(o, message, sizeof(message));
+    tf_rule_meta_t meta = {
+        .name = c->name, .trigger = &c->trigger, .has_condition = c->has_condition};
+    c->cb(c->arg, rc, rc == 0 ? NULL : message, rc == 0 ? &meta : NULL);
+    free(c);
+}
+
+/* Starts checking `source` in the tenant's scratch VM with `check`. */
+static int start_check(tf_luaexec_t *x, const char *tenant_id, const char *chunk,
+                       const char *source, size_t len,
+                       int (*check)(lua_State *L, int idx, void *user, char *err, size_t errlen),
+                       void *user, tf_lua_done_fn done) {
+    /* A scratch VM: an upload never runs in the tenant's live one. */
+    char scratch[64];
+    snprintf(scratch, sizeof(scratch), "check:%s", tenant_id);
+    tf_lua_call_t call = {.tenant_id = scratch,
+                          .source = source,
+                          .source_len = len,
+                          .chunkname = chunk,
+                          .check_module = check,
+                          .timeout_ms = TF_LUAEXEC_CHECK_TIMEOUT_MS,
+                          .user = user};
+    return tf_lua_start(x->host, &call, done, user, NULL);
+}
+
+static int check_rule(void *ctx, const char *tenant_id, const char *source, size_t len,
+                      tf_rule_check_cb cb, void *arg) {
+    rule_check_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return TF_ENOMEM;
+    }
+    c->cb = cb;
+    c->arg = arg;
+    int rc = start_check(ctx, tenant_id, "=rule", source, len, vet_rule, c, rule_checked);
+    if (rc != 0) {
+        free(c);
+    }
+    return rc;
+}
+
 static void checked(void *arg, const tf_lua_outcome_t *o) {
     check_t *c = arg;
-    if (o->status == TF_LUA_OK) {
-        tf_script_meta_t meta = {.handles = (const char *const *)c->vet.handles,
-                                 .nhandles = c->vet.nhandles,
-                                 .timeout_ms = c->vet.timeout_ms};
-        c->cb(c->arg, 0, NULL, &meta);
-    } else if (strcmp(o->error_type, "shutdown") == 0) {
-        c->cb(c->arg, TF_ESHUTDOWN, o->error_message, NULL);
-    } else {
-        char message[1100];
-        if (strcmp(o->error_type, "lua_syntax") == 0 || strcmp(o->error_type, "lua_module") == 0 ||
-            strcmp(o->error_type, "lua_error") == 0) {
-            snprintf(message, sizeof(message), "%s", o->error_message);
-        } else {
-            snprintf(message, sizeof(message), "the script's top level failed (%s): %s",
-                     o->error_type, o->error_message);
-        }
-        c->cb(c->arg, TF_EINVAL, message, NULL);
-    }
+    char message[1100];
+    int rc = check_outcome(o, message, sizeof(message));
+    tf_script_meta_t meta = {.handles = (const char *const *)c->vet.handles,
+                             .nhandles = c->vet.nhandles,
+                             .timeout_ms = c->vet.timeout_ms};
+    c->cb(c->arg, rc, rc == 0 ? NULL : message, rc == 0 ? &meta : NULL);
     vet_free(&c->vet);
     free(c);
 }
 
 static int check_executor(void *ctx, const char *tenant_id, const char *name, const char *source,
                           size_t len, tf_script_check_cb cb, void *arg) {
-    tf_luaexec_t *x = ctx;
     check_t *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         return TF_ENOMEM;
@@ -604,18 +723,9 @@ static int check_executor(void *ctx, const char *tenant_id, const char *name, co
     c->vet.collect = 1;
     c->vet.timeout_ms = -1;
     snprintf(c->vet.name, sizeof(c->vet.name), "%s", name);
-    /* A scratch VM: an upload never runs in the tenant's live one. */
-    char scratch[64], chunk[TF_SCRIPT_NAME_MAX + 16];
-    snprintf(scratch, sizeof(scratch), "check:%s", tenant_id);
+    char chunk[TF_SCRIPT_NAME_MAX + 16];
     snprintf(chunk, sizeof(chunk), "=executor %s", name);
-    tf_lua_call_t call = {.tenant_id = scratch,
-                          .source = source,
-                          .source_len = len,
-                          .chunkname = chunk,
-                          .check_module = vet_module,
-                          .timeout_ms = TF_LUAEXEC_CHECK_TIMEOUT_MS,
-                          .user = c};
-    int rc = tf_lua_start(x->host, &call, checked, c, NULL);
+    int rc = start_check(ctx, tenant_id, chunk, source, len, vet_module, c, checked);
     if (rc != 0) {
         free(c);
     }
@@ -653,7 +763,8 @@ int tf_luaexec_create(uv_loop_t *loop, const tf_luaexec_config_t *cfg, tf_luaexe
         return rc;
     }
     x->port = (tf_executor_t){.kind = "lua", .ctx = x, .start = start, .cancel = cancel};
-    x->checker = (tf_script_checker_t){.ctx = x, .check_executor = check_executor};
+    x->checker =
+        (tf_script_checker_t){.ctx = x, .check_executor = check_executor, .check_rule = check_rule};
     *out = x;
     return 0;
 }

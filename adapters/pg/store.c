@@ -21,6 +21,7 @@ static int collect(tf_pg_prepared_t **out, size_t *n) {
         {tf__pg_work_prepared, tf__pg_work_prepared_count},
         {tf__pg_tenants_prepared, tf__pg_tenants_prepared_count},
         {tf__pg_scripts_prepared, tf__pg_scripts_prepared_count},
+        {tf__pg_rules_prepared, tf__pg_rules_prepared_count},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
@@ -67,6 +68,8 @@ int tf_pg_store_open(uv_loop_t *loop, const tf_pg_store_config_t *cfg, tf_metric
     tf__pg_tenants_bind(&s->tenants);
     s->scripts.ctx = s;
     tf__pg_scripts_bind(&s->scripts);
+    s->rules.ctx = s;
+    tf__pg_rules_bind(&s->rules);
     *out = s;
     return 0;
 }
@@ -81,6 +84,10 @@ const tf_tenant_store_t *tf_pg_store_tenants(const tf_pg_store_t *store) {
 
 const tf_script_store_t *tf_pg_store_scripts(const tf_pg_store_t *store) {
     return &store->scripts;
+}
+
+const tf_rule_store_t *tf_pg_store_rules(const tf_pg_store_t *store) {
+    return &store->rules;
 }
 
 typedef struct {

@@ -41,6 +41,7 @@ int tf_pg_store_open(uv_loop_t *loop, const tf_pg_store_config_t *cfg, tf_metric
 const tf_job_store_t *tf_pg_store_jobs(const tf_pg_store_t *store);
 const tf_tenant_store_t *tf_pg_store_tenants(const tf_pg_store_t *store);
 const tf_script_store_t *tf_pg_store_scripts(const tf_pg_store_t *store);
+const tf_rule_store_t *tf_pg_store_rules(const tf_pg_store_t *store);
 
 /* Fails what is queued (TF_ESHUTDOWN), waits for what is in flight, closes
  * the connections, then calls `closed_cb` (may be NULL) and frees the

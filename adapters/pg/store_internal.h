@@ -23,6 +23,7 @@ struct tf_pg_store {
     tf_job_store_t jobs;
     tf_tenant_store_t tenants;
     tf_script_store_t scripts;
+    tf_rule_store_t rules;
 };
 
 /* The statements of each part, prepared on every connection. */
@@ -34,6 +35,8 @@ extern const tf_pg_prepared_t tf__pg_tenants_prepared[];
 extern const size_t tf__pg_tenants_prepared_count;
 extern const tf_pg_prepared_t tf__pg_scripts_prepared[];
 extern const size_t tf__pg_scripts_prepared_count;
+extern const tf_pg_prepared_t tf__pg_rules_prepared[];
+extern const size_t tf__pg_rules_prepared_count;
 
 
 /* The operations of each part, set into the ports by store.c. */
@@ -41,6 +44,7 @@ void tf__pg_jobs_bind(tf_job_store_t *port);
 void tf__pg_work_bind(tf_job_store_t *port);
 void tf__pg_tenants_bind(tf_tenant_store_t *port);
 void tf__pg_scripts_bind(tf_script_store_t *port);
+void tf__pg_rules_bind(tf_rule_store_t *port);
 
 /* ---- parameters ---- */
 

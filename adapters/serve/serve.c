@@ -20,6 +20,7 @@
 #include "adapters/api/api.h"
 #include "adapters/api/worker_api.h"
 #include "adapters/clock/clock.h"
+#include "adapters/clock/zones.h"
 #include "adapters/http/server.h"
 #include "adapters/luaexec/luaexec.h"
 #include "adapters/pg/notifier.h"
@@ -37,9 +38,11 @@ struct tf_serve {
     tf_api_env_t env; /* what the HTTP API of every loop reads */
     tf_clock_t clock;
     tf_test_clock_t *test_clock; /* --clock=test */
-    char worker_id[256];         /* --worker-id, or "<hostname>-<pid>" */
-    int loop_threads;            /* event-loop threads actually started */
-    tf_metric_t *group_size;     /* taskflow_submit_group_size */
+    tf_zones_t *zones;           /* time zones of cron triggers, shared by the loops */
+    tf_zone_source_t zone_source;
+    char worker_id[256];     /* --worker-id, or "<hostname>-<pid>" */
+    int loop_threads;        /* event-loop threads actually started */
+    tf_metric_t *group_size; /* taskflow_submit_group_size */
     tf_router_t *router;
     tf_http_server_t *server;
 };
@@ -314,7 +317,9 @@ static int loop_start(uv_loop_t *loop, int index, void *arg, void **loop_ctx) {
                            .tenants = tf_pg_store_tenants(lp->store),
                            .clock = &s->clock,
                            .uuids = &lp->uuids,
-                           .scripts = tf_pg_store_scripts(lp->store)};
+                           .scripts = tf_pg_store_scripts(lp->store),
+                           .rules = tf_pg_store_rules(lp->store),
+                           .zones = &s->zone_source};
         lp->api.env = &s->env;
         lp->api.uc = &lp->uc;
         rc = start_parts(loop, lp);
@@ -376,6 +381,10 @@ int tf_serve_create(const tf_config_t *cfg, tf_log_t *log, tf_metrics_t *metrics
     }
     s->env.clock = &s->clock;
     if (rc == 0) {
+        rc = tf_zones_create(NULL, &s->zones);
+    }
+    if (rc == 0) {
+        s->zone_source = tf_zones_source(s->zones);
         rc = register_metrics(s);
     }
     if (rc == 0) {
@@ -398,6 +407,7 @@ void tf_serve_destroy(tf_serve_t *s) {
     }
     tf_router_destroy(s->router);
     tf_test_clock_destroy(s->test_clock);
+    tf_zones_destroy(s->zones);
     free(s);
 }
 

@@ -110,24 +110,32 @@ static int refuse(char *err, size_t errlen, int rc, const char *why) {
     return rc;
 }
 
+int tf_uc_script_source_check(const char *source, size_t len, char *err, size_t errlen) {
+    if (len == 0) {
+        return refuse(err, errlen, TF_EINVAL, "the body must be the script's Lua source");
+    }
+    if (len > TF_SCRIPT_SOURCE_MAX) {
+        return refuse(err, errlen, TF_ETOOBIG, "the source is larger than 256 KiB");
+    }
+    if (source[0] == '\x1b') {
+        return refuse(err, errlen, TF_EINVAL,
+                      "binary (precompiled) chunks are refused: upload Lua source text");
+    }
+    if (!tf_utf8_valid(source, len) || memchr(source, '\0', len) != NULL) {
+        return refuse(err, errlen, TF_EINVAL, "the source must be UTF-8 text without NUL bytes");
+    }
+    return 0;
+}
+
 int tf_uc_executor_upload(tf_uc_t *uc, const tf_uc_upload_t *up, tf_uc_upload_cb cb, void *arg,
                           char *err, size_t errlen) {
     if (!tf_uc_executor_name_valid(up->name)) {
         return refuse(err, errlen, TF_EINVAL,
                       "an executor's name is 1 to 128 characters of letters, digits and _ . : -");
     }
-    if (up->len == 0) {
-        return refuse(err, errlen, TF_EINVAL, "the body must be the executor's Lua source");
-    }
-    if (up->len > TF_SCRIPT_SOURCE_MAX) {
-        return refuse(err, errlen, TF_ETOOBIG, "the source is larger than 256 KiB");
-    }
-    if (up->source[0] == '\x1b') {
-        return refuse(err, errlen, TF_EINVAL,
-                      "binary (precompiled) chunks are refused: upload Lua source text");
-    }
-    if (!tf_utf8_valid(up->source, up->len) || memchr(up->source, '\0', up->len) != NULL) {
-        return refuse(err, errlen, TF_EINVAL, "the source must be UTF-8 text without NUL bytes");
+    int rc = tf_uc_script_source_check(up->source, up->len, err, errlen);
+    if (rc != 0) {
+        return rc;
     }
     if (uc->scripts == NULL || uc->checker == NULL) {
         return refuse(err, errlen, TF_EUNAVAIL, "Lua executors are not available on this node");
@@ -151,8 +159,8 @@ int tf_uc_executor_upload(tf_uc_t *uc, const tf_uc_upload_t *up, tf_uc_upload_cb
     memcpy(u->source, up->source, up->len);
     u->source[up->len] = '\0';
     u->len = up->len;
-    int rc = uc->checker->check_executor(uc->checker->ctx, u->tenant_id, u->name, u->source, u->len,
-                                         checked, u);
+    rc = uc->checker->check_executor(uc->checker->ctx, u->tenant_id, u->name, u->source, u->len,
+                                     checked, u);
     if (rc != 0) {
         upload_free(u);
     }

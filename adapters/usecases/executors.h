@@ -37,6 +37,11 @@ typedef void (*tf_uc_upload_cb)(void *arg, int status, const char *message,
 int tf_uc_executor_upload(tf_uc_t *uc, const tf_uc_upload_t *up, tf_uc_upload_cb cb, void *arg,
                           char *err, size_t errlen);
 
+/* The checks every uploaded script passes before it runs: not empty, at
+ * most TF_SCRIPT_SOURCE_MAX, not a binary chunk, UTF-8 without NUL bytes.
+ * Returns 0, or TF_EINVAL / TF_ETOOBIG with why in `err`. */
+int tf_uc_script_source_check(const char *source, size_t len, char *err, size_t errlen);
+
 /* 1 when `name` may name an executor. */
 int tf_uc_executor_name_valid(const char *name);
 

@@ -24,6 +24,7 @@
 #include "engine/scripts.h"
 #include "engine/store.h"
 #include "engine/tenants.h"
+#include "engine/tz.h"
 #include "engine/uuid.h"
 
 typedef struct {
@@ -33,6 +34,8 @@ typedef struct {
     tf_uuid_gen_t *uuids;
     const tf_script_store_t *scripts;     /* Lua executors; NULL: none on this node */
     const tf_script_checker_t *checker;   /* checks uploads; NULL: none */
+    const tf_rule_store_t *rules;         /* automation rules; NULL: none on this node */
+    const tf_zone_source_t *zones;        /* time zones of cron triggers; NULL: UTC only */
 } tf_uc_t;
 
 static inline int64_t tf_uc_now(const tf_uc_t *uc) {

@@ -1,0 +1,320 @@
+/*
+ * rules.c - a tenant's automation rules (docs/api.md, "Automation rules"):
+ *
+ *   POST   /v1/rules                 body: the Lua source (text/x-lua)
+ *          201 Rule (a webhook rule with "hook_url" and, this once,
+ *          "hook_secret"); 422 with the Lua error and its line, what the
+ *          table lacks, or an unknown time zone; 409 when the name is taken
+ *   PUT    /v1/rules/{id}            a new version: 200 Rule; 409 when the
+ *          name is another rule's or the trigger's kind would change
+ *   GET    /v1/rules                 {"rules": [Rule...]}
+ *   GET    /v1/rules/{id}            Rule with "source" and "versions"
+ *   DELETE /v1/rules/{id}            204; its versions are kept
+ *   POST   /v1/rules/{id}/enable     200 Rule
+ *   POST   /v1/rules/{id}/disable    200 Rule
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "adapters/api/routes.h"
+#include "adapters/usecases/rules.h"
+#include "engine/error.h"
+#include "engine/hex.h"
+
+#define NO_RULE "no such rule"
+
+/* The members of a Rule (`rule` 1) or of one of its versions. */
+static int write_fields(tf_jbuf_t *b, const tf_rule_t *r, int rule) {
+    int rc = 0;
+    if (rule) {
+        tf_jbuf_key(b, "id");
+        tf_jbuf_str(b, r->id);
+        tf_jbuf_key(b, "name");
+        tf_jbuf_str(b, r->name);
+    }
+    tf_jbuf_key(b, "version");
+    tf_jbuf_int(b, r->version);
+    if (rule) {
+        tf_jbuf_key(b, "enabled");
+        tf_jbuf_bool(b, r->enabled);
+    }
+    tf_jbuf_key(b, "trigger");
+    tf_jbuf_raw(b, r->trigger_json);
+    if (rule && r->hook_key != NULL) {
+        char url[TF_RULE_HOOK_KEY_LEN + 16];
+        snprintf(url, sizeof(url), "/v1/hooks/%s", r->hook_key);
+        tf_jbuf_key(b, "hook_url");
+        tf_jbuf_str(b, url);
+    }
+    tf_jbuf_key(b, "sha256");
+    tf_jbuf_str(b, r->sha256);
+    tf_jbuf_key(b, "created_by");
+    tf_jbuf_str(b, r->created_by);
+    tf_jbuf_key(b, "created_at");
+    rc |= tf_api_time(b, r->created_at_ms);
+    if (rule) {
+        tf_jbuf_key(b, "updated_at");
+        rc |= tf_api_time(b, r->updated_at_ms);
+    }
+    if (r->source != NULL) {
+        tf_jbuf_key(b, "source");
+        tf_jbuf_strn(b, r->source, r->source_len);
+    }
+    return rc != 0 ? TF_EIO : 0;
+}
+
+static int write_rule(tf_jbuf_t *b, const tf_rule_t *r, int rule) {
+    tf_jbuf_obj_open(b);
+    int rc = write_fields(b, r, rule);
+    tf_jbuf_obj_close(b);
+    return rc;
+}
+
+/* ---- POST, PUT ---- */
+
+static void uploaded(void *arg, int status, const char *message, const tf_rule_t *rule, int created,
+                     const char *hook_secret) {
+    tf_http_req_t *req = arg;
+    if (status == TF_EINVAL) {
+        tf_api_invalid(req, "source", message);
+    } else if (status == TF_ECONFLICT || status == TF_ESTATE) {
+        tf_http_respond_error(req, 409, "conflict", message, NULL);
+    } else if (status == TF_ENOTFOUND) {
+        tf_http_respond_error(req, 404, "not_found", NO_RULE, NULL);
+    } else if (status != 0) {
+        tf_api_respond_status(req, status);
+    } else {
+        tf_jbuf_t b;
+        tf_jbuf_init(&b);
+        tf_jbuf_obj_open(&b);
+        int rc = write_fields(&b, rule, 1);
+        if (hook_secret != NULL) {
+            tf_jbuf_key(&b, "hook_secret");
+            tf_jbuf_str(&b, hook_secret);
+        }
+        tf_jbuf_obj_close(&b);
+        tf_api_respond_built(req, created ? 201 : 200, &b, rc);
+    }
+}
+
+static void upload(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t *who,
+                   const char *id) {
+    tf_uc_rule_upload_t up = {.tenant_id = who->tenant_id, .id = id, .actor = who->actor};
+    if (tf_api_lua_body(req, "rule", &up.source, &up.len) != 0) {
+        return;
+    }
+    /* A new rule's hook key and secret, used when its trigger is a webhook. */
+    uint8_t random[TF_RULE_HOOK_KEY_LEN / 2 + TF_RULE_HOOK_SECRET_LEN / 2];
+    char key[TF_RULE_HOOK_KEY_LEN + 1], secret[TF_RULE_HOOK_SECRET_LEN + 1];
+    if (id == NULL) {
+        if (RAND_bytes(random, sizeof(random)) != 1) {
+            tf_http_respond_error(req, 500, "internal", "no random bytes for the hook", NULL);
+            return;
+        }
+        tf_hex_encode(random, TF_RULE_HOOK_KEY_LEN / 2, key);
+        tf_hex_encode(random + TF_RULE_HOOK_KEY_LEN / 2, TF_RULE_HOOK_SECRET_LEN / 2, secret);
+        up.hook_key = key;
+        up.hook_secret = secret;
+    }
+    char err[200];
+    int rc = tf_uc_rule_upload(lp->uc, &up, uploaded, req, err, sizeof(err));
+    tf_api_upload_refused(req, rc, "source", err);
+}
+
+static void post_rule(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t *who) {
+    upload(req, lp, who, NULL);
+}
+
+static void put_rule(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t *who) {
+    char id[TF_ID_LEN];
+    if (tf_api_path_id(req, "id", NO_RULE, id) == 0) {
+        upload(req, lp, who, id);
+    }
+}
+
+/* ---- GET one ---- */
+
+typedef struct {
+    tf_http_req_t *req;
+    tf_api_loop_t *lp;
+    char tenant_id[TF_ID_LEN], id[TF_ID_LEN];
+    tf_jbuf_t b; /* the rule so far: its object is open */
+} get_t;
+
+static void versions_read(void *arg, int status, const tf_rule_t *list, size_t n) {
+    get_t *g = arg;
+    int rc = status;
+    if (rc == 0) {
+        tf_jbuf_key(&g->b, "versions");
+        tf_jbuf_arr_open(&g->b);
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            rc = write_rule(&g->b, &list[i], 0);
+        }
+        tf_jbuf_arr_close(&g->b);
+        tf_jbuf_obj_close(&g->b);
+    }
+    if (status != 0) {
+        tf_jbuf_free(&g->b);
+        tf_api_respond_status(g->req, status);
+    } else {
+        tf_api_respond_built(g->req, 200, &g->b, rc);
+    }
+    free(g);
+}
+
+/* With `g` NULL, the rule alone is the answer (enable, disable). */
+static void rule_read(void *arg, int status, const tf_rule_t *rule) {
+    get_t *g = arg;
+    if (status != 0 || rule == NULL) {
+        if (status != 0) {
+            tf_api_respond_status(g->req, status);
+        } else {
+            tf_http_respond_error(g->req, 404, "not_found", NO_RULE, NULL);
+        }
+        free(g);
+        return;
+    }
+    tf_jbuf_init(&g->b);
+    tf_jbuf_obj_open(&g->b);
+    int rc = write_fields(&g->b, rule, 1);
+    const tf_rule_store_t *s = g->lp->uc->rules;
+    if (rc == 0) {
+        rc = s->versions(s->ctx, g->tenant_id, g->id, versions_read, g);
+    }
+    if (rc != 0) {
+        tf_jbuf_free(&g->b);
+        tf_api_respond_status(g->req, rc);
+        free(g);
+    }
+}
+
+/* Answers the rule `id` of `who` with its source and versions. */
+static void answer_rule(tf_http_req_t *req, tf_api_loop_t *lp, const char *tenant_id,
+                        const char *id) {
+    const tf_rule_store_t *s = lp->uc->rules;
+    get_t *g = s != NULL ? calloc(1, sizeof(*g)) : NULL;
+    if (g == NULL) {
+        tf_api_respond_status(req, s == NULL ? TF_EUNAVAIL : TF_ENOMEM);
+        return;
+    }
+    g->req = req;
+    g->lp = lp;
+    snprintf(g->tenant_id, sizeof(g->tenant_id), "%s", tenant_id);
+    snprintf(g->id, sizeof(g->id), "%s", id);
+    int rc = s->get(s->ctx, tenant_id, id, rule_read, g);
+    if (rc != 0) {
+        free(g);
+        tf_api_respond_status(req, rc);
+    }
+}
+
+static void get_rule(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t *who) {
+    char id[TF_ID_LEN];
+    if (tf_api_path_id(req, "id", NO_RULE, id) == 0) {
+        answer_rule(req, lp, who->tenant_id, id);
+    }
+}
+
+/* ---- list ---- */
+
+static void listed(void *arg, int status, const tf_rule_t *list, size_t n) {
+    tf_http_req_t *req = arg;
+    if (status != 0) {
+        tf_api_respond_status(req, status);
+        return;
+    }
+    tf_jbuf_t b;
+    tf_jbuf_init(&b);
+    tf_jbuf_obj_open(&b);
+    tf_jbuf_key(&b, "rules");
+    tf_jbuf_arr_open(&b);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = write_rule(&b, &list[i], 1);
+    }
+    tf_jbuf_arr_close(&b);
+    tf_jbuf_obj_close(&b);
+    tf_api_respond_built(req, 200, &b, rc);
+}
+
+static void list_rules(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t *who) {
+    const tf_rule_store_t *s = lp->uc->rules;
+    int rc = s != NULL ? s->list(s->ctx, who->tenant_id, listed, req) : TF_EUNAVAIL;
+    if (rc != 0) {
+        tf_api_respond_status(req, rc);
+    }
+}
+
+/* ---- enable, disable, delete ---- */
+
+typedef struct {
+    tf_http_req_t *req;
+    tf_api_loop_t *lp;
+    char tenant_id[TF_ID_LEN], id[TF_ID_LEN];
+    int answer_rule; /* 1: answer the rule; 0: 204 */
+} change_t;
+
+static void changed(void *arg, int status) {
+    change_t *c = arg;
+    if (status == TF_ENOTFOUND) {
+        tf_http_respond_error(c->req, 404, "not_found", NO_RULE, NULL);
+    } else if (status != 0) {
+        tf_api_respond_status(c->req, status);
+    } else if (c->answer_rule) {
+        answer_rule(c->req, c->lp, c->tenant_id, c->id);
+    } else {
+        tf_http_respond(c->req, 204, NULL, NULL, 0);
+    }
+    free(c);
+}
+
+/* enabled: 1 enable, 0 disable, -1 delete. */
+static void change(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t *who, int enabled) {
+    const tf_rule_store_t *s = lp->uc->rules;
+    change_t *c = calloc(1, sizeof(*c));
+    if (c == NULL || tf_api_path_id(req, "id", NO_RULE, c->id) != 0) {
+        if (c == NULL) {
+            tf_api_respond_status(req, TF_ENOMEM);
+        }
+        free(c);
+        return;
+    }
+    c->req = req;
+    c->lp = lp;
+    c->answer_rule = enabled >= 0;
+    snprintf(c->tenant_id, sizeof(c->tenant_id), "%s", who->tenant_id);
+    int64_t now = tf_uc_now(lp->uc);
+    int rc = s == NULL      ? TF_EUNAVAIL
+             : enabled >= 0 ? s->set_enabled(s->ctx, c->tenant_id, c->id, enabled, now, changed, c)
+                            : s->remove(s->ctx, c->tenant_id, c->id, now, changed, c);
+    if (rc != 0) {
+        free(c);
+        tf_api_respond_status(req, rc);
+    }
+}
+
+static void enable_rule(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t *who) {
+    change(req, lp, who, 1);
+}
+
+static void disable_rule(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t *who) {
+    change(req, lp, who, 0);
+}
+
+static void delete_rule(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t *who) {
+    change(req, lp, who, -1);
+}
+
+const tf_api_route_t tf_api_rule_routes[] = {
+    {"POST", "/v1/rules", TF_ROUTE_TENANT, post_rule},
+    {"GET", "/v1/rules", TF_ROUTE_TENANT, list_rules},
+    {"PUT", "/v1/rules/{id}", TF_ROUTE_TENANT, put_rule},
+    {"GET", "/v1/rules/{id}", TF_ROUTE_TENANT, get_rule},
+    {"DELETE", "/v1/rules/{id}", TF_ROUTE_TENANT, delete_rule},
+    {"POST", "/v1/rules/{id}/enable", TF_ROUTE_TENANT, enable_rule},
+    {"POST", "/v1/rules/{id}/disable", TF_ROUTE_TENANT, disable_rule},
+};
+const size_t tf_api_rule_routes_count = sizeof(tf_api_rule_routes) / sizeof(tf_api_rule_routes[0]);

@@ -1,0 +1,264 @@
+/*
+ * store_rules.c - the rule store (engine/rules.h): tenants' automation
+ * rules and their versions (migration 0006).  One statement per call.
+ * Loop thread of the store.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/pg/store_internal.h"
+#include "engine/error.h"
+
+/* ---- SQL ---- */
+
+#define SHA256_OF(x) "encode(sha256(convert_to(" x ", 'UTF8')), 'hex')"
+
+/* $1 id, $2 tenant, $3 name, $4 source, $5 kind, $6 trigger, $7 hook key,
+ * $8 hook secret, $9 actor, $10 now: version 1 and its sha256.  A live
+ * rule of the same name fails the statement (unique violation). */
+#define SQL_CREATE                                                                                 \
+    "WITH r AS (INSERT INTO rules (id, tenant_id, name, version, trigger_kind, trigger,"           \
+    "  hook_key, hook_secret, created_at, updated_at)"                                             \
+    "  VALUES ($1::uuid, $2::uuid, $3, 1, $5, $6::jsonb, $7, $8, $10::timestamptz,"                \
+    "  $10::timestamptz) RETURNING id),"                                                           \
+    " v AS (INSERT INTO rule_versions (rule_id, version, source, sha256, trigger, created_by,"     \
+    "  created_at) SELECT id, 1, $4, " SHA256_OF("$4") ", $6::jsonb, $9, $10::timestamptz FROM r"  \
+                                                       "  RETURNING version, sha256)"              \
+                                                       " SELECT version, sha256 FROM v"
+
+/* $1 id, $2 tenant, $3 name, $4 source, $5 kind, $6 trigger, $7 actor,
+ * $8 now: the new version and its sha256, or NULL with why: 'missing' or
+ * 'kind'.  A name another live rule has fails the statement (unique
+ * violation). */
+#define SQL_UPDATE                                                                                 \
+    "WITH cur AS (SELECT id, trigger_kind FROM rules WHERE id = $1::uuid AND tenant_id = $2::uuid" \
+    "  AND deleted_at IS NULL FOR UPDATE),"                                                        \
+    " ok AS (SELECT id FROM cur WHERE trigger_kind = $5),"                                         \
+    " nv AS (SELECT coalesce(max(version), 0) + 1 AS v FROM rule_versions"                         \
+    "  WHERE rule_id = $1::uuid),"                                                                 \
+    " v AS (INSERT INTO rule_versions (rule_id, version, source, sha256, trigger, created_by,"     \
+    "  created_at) SELECT ok.id, nv.v, $4, " SHA256_OF(                                            \
+        "$4") ", $6::jsonb, $7, $8::timestamptz"                                                   \
+              "  FROM ok, nv RETURNING version, sha256),"                                          \
+              " u AS (UPDATE rules r SET name = $3, version = v.version, trigger = $6::jsonb,"     \
+              "  updated_at = $8::timestamptz FROM v WHERE r.id = $1::uuid RETURNING r.id)"        \
+              " SELECT (SELECT version FROM v), (SELECT sha256 FROM v),"                           \
+              " CASE WHEN NOT EXISTS (SELECT 1 FROM cur) THEN 'missing'"                           \
+              "  WHEN NOT EXISTS (SELECT 1 FROM ok) THEN 'kind' END, (SELECT count(*) FROM u)"
+
+#define RULE_COLUMNS                                                                               \
+    "r.id::text, r.name, v.version, r.enabled, v.trigger::text, r.hook_key, v.sha256,"             \
+    " v.created_by, v.created_at, r.updated_at"
+
+/* $1 tenant, $2 id. */
+#define SQL_GET                                                                                    \
+    "SELECT " RULE_COLUMNS ", v.source FROM rules r JOIN rule_versions v"                          \
+    " ON v.rule_id = r.id AND v.version = r.version"                                               \
+    " WHERE r.tenant_id = $1::uuid AND r.id = $2::uuid AND r.deleted_at IS NULL"
+
+#define SQL_LIST                                                                                   \
+    "SELECT " RULE_COLUMNS " FROM rules r JOIN rule_versions v"                                    \
+    " ON v.rule_id = r.id AND v.version = r.version"                                               \
+    " WHERE r.tenant_id = $1::uuid AND r.deleted_at IS NULL ORDER BY r.name"
+
+#define SQL_VERSIONS                                                                               \
+    "SELECT " RULE_COLUMNS " FROM rules r JOIN rule_versions v ON v.rule_id = r.id"                \
+    " WHERE r.tenant_id = $1::uuid AND r.id = $2::uuid AND r.deleted_at IS NULL"                   \
+    " ORDER BY v.version DESC"
+
+/* $1 tenant, $2 id, $3 enabled, $4 now: rows changed. */
+#define SQL_ENABLE                                                                                 \
+    "WITH u AS (UPDATE rules SET enabled = $3::boolean, updated_at = $4::timestamptz"              \
+    "  WHERE tenant_id = $1::uuid AND id = $2::uuid AND deleted_at IS NULL RETURNING id)"          \
+    " SELECT count(*) FROM u"
+
+/* $1 tenant, $2 id, $3 now: rows deleted.  The row stays (deleted_at) for
+ * its versions; the hook key is released with it. */
+#define SQL_DELETE                                                                                 \
+    "WITH u AS (UPDATE rules SET deleted_at = $3::timestamptz, enabled = false,"                   \
+    "  updated_at = $3::timestamptz"                                                               \
+    "  WHERE tenant_id = $1::uuid AND id = $2::uuid AND deleted_at IS NULL RETURNING id)"          \
+    " SELECT count(*) FROM u"
+
+const tf_pg_prepared_t tf__pg_rules_prepared[] = {
+    {"rule_create", SQL_CREATE}, {"rule_update", SQL_UPDATE},     {"rule_get", SQL_GET},
+    {"rule_list", SQL_LIST},     {"rule_versions", SQL_VERSIONS}, {"rule_enable", SQL_ENABLE},
+    {"rule_delete", SQL_DELETE},
+};
+const size_t tf__pg_rules_prepared_count =
+    sizeof(tf__pg_rules_prepared) / sizeof(tf__pg_rules_prepared[0]);
+
+/* ---- put ---- */
+
+static void put_done(const tf_pg_reply_t *reply, void *arg) {
+    tf__pg_pending_t *p = arg;
+    int rc = reply->status;
+    tf_rule_put_result_t r = {0};
+    if (rc == 0) {
+        const PGresult *res = reply->results[0];
+        const char *why = PQntuples(res) == 1 && PQnfields(res) > 2 ? tf__pg_text(res, 0, 2) : NULL;
+        if (PQntuples(res) != 1) {
+            rc = TF_EIO;
+        } else if (why != NULL) {
+            rc = strcmp(why, "missing") == 0 ? TF_ENOTFOUND : TF_ESTATE;
+        } else if (PQgetisnull(res, 0, 0)) {
+            rc = TF_EIO;
+        } else {
+            r.version = (int)tf__pg_int(res, 0, 0, 0);
+            r.sha256 = tf__pg_text(res, 0, 1);
+        }
+    }
+    /* A unique violation (the name is another live rule's) arrives as
+     * TF_ECONFLICT from the pool. */
+    ((tf_rule_put_cb)p->cb)(p->arg, rc, &r);
+    free(p);
+}
+
+/* `create` 1: a new rule (with its hook key and secret); 0: a version. */
+static int put(void *ctx, int create, const tf_rule_put_t *put, tf_rule_put_cb cb, void *arg) {
+    char *source = malloc(put->source_len + 1);
+    if (source == NULL) {
+        return TF_ENOMEM;
+    }
+    memcpy(source, put->source, put->source_len);
+    source[put->source_len] = '\0';
+    tf__pg_time_t now;
+    const char *values[10] = {
+        put->id,          put->tenant_id, put->name, source, tf_trigger_kind_name(put->kind),
+        put->trigger_json};
+    int n = 6;
+    if (create) {
+        values[n++] = put->hook_key;
+        values[n++] = put->hook_secret;
+    }
+    values[n++] = put->actor;
+    values[n++] = tf__pg_time_param(put->now_ms, &now);
+    int rc = tf__pg_run_pending(ctx, create ? "rule_create" : "rule_update", values, n, put_done,
+                                (void (*)(void))cb, arg);
+    free(source);
+    return rc;
+}
+
+static int create(void *ctx, const tf_rule_put_t *p, tf_rule_put_cb cb, void *arg) {
+    return put(ctx, 1, p, cb, arg);
+}
+
+static int update(void *ctx, const tf_rule_put_t *p, tf_rule_put_cb cb, void *arg) {
+    return put(ctx, 0, p, cb, arg);
+}
+
+/* ---- get, list, versions ---- */
+
+static int decode_rule(const PGresult *res, int row, void *item) {
+    tf_rule_t *r = item;
+    *r = (tf_rule_t){
+        .id = PQgetvalue(res, row, 0),
+        .name = PQgetvalue(res, row, 1),
+        .version = (int)tf__pg_int(res, row, 2, 0),
+        .enabled = tf__pg_bool(res, row, 3),
+        .trigger_json = PQgetvalue(res, row, 4),
+        .hook_key = tf__pg_text(res, row, 5),
+        .sha256 = PQgetvalue(res, row, 6),
+        .created_by = tf__pg_text(res, row, 7),
+    };
+    if (tf__pg_time(res, row, 8, &r->created_at_ms) != 0 ||
+        tf__pg_time(res, row, 9, &r->updated_at_ms) != 0) {
+        return TF_EIO;
+    }
+    if (PQnfields(res) > 10) {
+        r->source = PQgetvalue(res, row, 10);
+        r->source_len = (size_t)PQgetlength(res, row, 10);
+    }
+    return 0;
+}
+
+typedef struct {
+    tf_rule_get_cb get_cb;
+    tf_rule_list_cb list_cb;
+    void *arg;
+    char tenant_id[40];
+} read_op_t;
+
+static void read_done(const tf_pg_reply_t *reply, void *arg) {
+    read_op_t *op = arg;
+    tf_rule_t *rules = NULL;
+    size_t n = 0;
+    int rc = tf__pg_rows(reply, sizeof(*rules), decode_rule, (void **)&rules, &n);
+    for (size_t i = 0; i < n; i++) {
+        rules[i].tenant_id = op->tenant_id;
+    }
+    if (op->get_cb != NULL) {
+        op->get_cb(op->arg, rc, rc == 0 && n == 1 ? &rules[0] : NULL);
+    } else {
+        op->list_cb(op->arg, rc, rules, n);
+    }
+    free(rules);
+    free(op);
+}
+
+static int read(void *ctx, const char *statement, const char *tenant_id, const char *id,
+                tf_rule_get_cb get_cb, tf_rule_list_cb list_cb, void *arg) {
+    read_op_t *op = malloc(sizeof(*op));
+    if (op == NULL) {
+        return TF_ENOMEM;
+    }
+    *op = (read_op_t){.get_cb = get_cb, .list_cb = list_cb, .arg = arg};
+    snprintf(op->tenant_id, sizeof(op->tenant_id), "%s", tenant_id);
+    const char *values[2] = {tenant_id, id};
+    int rc = tf__pg_run(ctx, statement, values, id != NULL ? 2 : 1, read_done, op);
+    if (rc != 0) {
+        free(op);
+    }
+    return rc;
+}
+
+static int get(void *ctx, const char *tenant_id, const char *id, tf_rule_get_cb cb, void *arg) {
+    return read(ctx, "rule_get", tenant_id, id, cb, NULL, arg);
+}
+
+static int list(void *ctx, const char *tenant_id, tf_rule_list_cb cb, void *arg) {
+    return read(ctx, "rule_list", tenant_id, NULL, NULL, cb, arg);
+}
+
+static int versions(void *ctx, const char *tenant_id, const char *id, tf_rule_list_cb cb,
+                    void *arg) {
+    return read(ctx, "rule_versions", tenant_id, id, NULL, cb, arg);
+}
+
+/* ---- enable, delete ---- */
+
+static void changed_done(const tf_pg_reply_t *reply, void *arg) {
+    tf__pg_pending_t *p = arg;
+    int rc = reply->status;
+    if (rc == 0 && tf__pg_int(reply->results[0], 0, 0, 0) == 0) {
+        rc = TF_ENOTFOUND;
+    }
+    ((tf_rule_status_cb)p->cb)(p->arg, rc);
+    free(p);
+}
+
+static int set_enabled(void *ctx, const char *tenant_id, const char *id, int enabled,
+                       int64_t now_ms, tf_rule_status_cb cb, void *arg) {
+    tf__pg_time_t now;
+    const char *values[4] = {tenant_id, id, enabled ? "true" : "false",
+                             tf__pg_time_param(now_ms, &now)};
+    return tf__pg_run_pending(ctx, "rule_enable", values, 4, changed_done, (void (*)(void))cb, arg);
+}
+
+static int remove_rule(void *ctx, const char *tenant_id, const char *id, int64_t now_ms,
+                       tf_rule_status_cb cb, void *arg) {
+    tf__pg_time_t now;
+    const char *values[3] = {tenant_id, id, tf__pg_time_param(now_ms, &now)};
+    return tf__pg_run_pending(ctx, "rule_delete", values, 3, changed_done, (void (*)(void))cb, arg);
+}
+
+void tf__pg_rules_bind(tf_rule_store_t *port) {
+    port->create = create;
+    port->update = update;
+    port->get = get;
+    port->list = list;
+    port->versions = versions;
+    port->set_enabled = set_enabled;
+    port->remove = remove_rule;
+}

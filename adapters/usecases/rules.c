@@ -1,0 +1,165 @@
+/*
+ * rules.c - uploading a tenant's automation rule (see rules.h).
+ */
+#include "adapters/usecases/rules.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/usecases/executors.h"
+#include "engine/error.h"
+
+typedef struct {
+    tf_uc_t *uc;
+    tf_uc_rule_upload_cb cb;
+    void *arg;
+    char tenant_id[TF_ID_LEN], id[TF_ID_LEN];
+    int create;
+    char hook_key[TF_RULE_HOOK_KEY_LEN + 1], hook_secret[TF_RULE_HOOK_SECRET_LEN + 1];
+    char *source;
+    size_t len;
+    char *actor;
+    char name[TF_SCRIPT_NAME_MAX + 1];
+    char trigger_json[1024];
+    tf_trigger_kind_t kind;
+    int64_t now_ms;
+} upload_t;
+
+static void upload_free(upload_t *u) {
+    free(u->source);
+    free(u->actor);
+    free(u);
+}
+
+static void stored(void *arg, int status, const tf_rule_put_result_t *r) {
+    upload_t *u = arg;
+    const char *message = NULL;
+    if (status == TF_ECONFLICT) {
+        message = "the tenant has another rule of that name";
+    } else if (status == TF_ESTATE) {
+        message = "a new version cannot change the trigger's kind: create another rule";
+    } else if (status == TF_ENOTFOUND) {
+        message = "no such rule";
+    }
+    if (status != 0) {
+        u->cb(u->arg, status, message, NULL, 0, NULL);
+        upload_free(u);
+        return;
+    }
+    int webhook = u->kind == TF_TRIGGER_WEBHOOK && u->create;
+    tf_rule_t rule = {.id = u->id,
+                      .tenant_id = u->tenant_id,
+                      .name = u->name,
+                      .version = r->version,
+                      .enabled = 1,
+                      .trigger_json = u->trigger_json,
+                      .hook_key = webhook ? u->hook_key : NULL,
+                      .sha256 = r->sha256,
+                      .created_by = u->actor,
+                      .created_at_ms = u->now_ms,
+                      .updated_at_ms = u->now_ms};
+    u->cb(u->arg, 0, NULL, &rule, u->create, webhook ? u->hook_secret : NULL);
+    upload_free(u);
+}
+
+/* The trigger's time zone, when it has one, must be known. */
+static int zone_known(const tf_uc_t *uc, const tf_trigger_t *t, char *message, size_t len) {
+    if (t->kind != TF_TRIGGER_CRON || strcmp(t->timezone, "UTC") == 0) {
+        return 1;
+    }
+    const tf_tz_t *tz = NULL;
+    if (uc->zones != NULL && uc->zones->get(uc->zones->ctx, t->timezone, &tz) == 0) {
+        return 1;
+    }
+    snprintf(message, len,
+             "trigger: unknown time zone \"%s\" (an IANA name such as "
+             "\"Europe/Oslo\" from the system's tzdata)",
+             t->timezone);
+    return 0;
+}
+
+static void checked(void *arg, int status, const char *message, const tf_rule_meta_t *meta) {
+    upload_t *u = arg;
+    char why[300];
+    if (status == 0 && !zone_known(u->uc, meta->trigger, why, sizeof(why))) {
+        status = TF_EINVAL;
+        message = why;
+    }
+    if (status == 0 && tf_trigger_json(meta->trigger, u->trigger_json, sizeof(u->trigger_json))) {
+        status = TF_EIO;
+    }
+    if (status != 0) {
+        u->cb(u->arg, status, message, NULL, 0, NULL);
+        upload_free(u);
+        return;
+    }
+    snprintf(u->name, sizeof(u->name), "%s", meta->name);
+    u->kind = meta->trigger->kind;
+    int webhook = u->kind == TF_TRIGGER_WEBHOOK && u->create;
+    tf_rule_put_t put = {.tenant_id = u->tenant_id,
+                         .id = u->id,
+                         .name = u->name,
+                         .source = u->source,
+                         .source_len = u->len,
+                         .kind = u->kind,
+                         .trigger_json = u->trigger_json,
+                         .hook_key = webhook ? u->hook_key : NULL,
+                         .hook_secret = webhook ? u->hook_secret : NULL,
+                         .actor = u->actor,
+                         .now_ms = u->now_ms};
+    const tf_rule_store_t *s = u->uc->rules;
+    int rc = u->create ? s->create(s->ctx, &put, stored, u) : s->update(s->ctx, &put, stored, u);
+    if (rc != 0) {
+        u->cb(u->arg, rc, NULL, NULL, 0, NULL);
+        upload_free(u);
+    }
+}
+
+int tf_uc_rule_upload(tf_uc_t *uc, const tf_uc_rule_upload_t *up, tf_uc_rule_upload_cb cb,
+                      void *arg, char *err, size_t errlen) {
+    int rc = tf_uc_script_source_check(up->source, up->len, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    if (uc->rules == NULL || uc->checker == NULL || uc->checker->check_rule == NULL) {
+        snprintf(err, errlen, "automation rules are not available on this node");
+        return TF_EUNAVAIL;
+    }
+    if (up->id == NULL && (up->hook_key == NULL || up->hook_secret == NULL ||
+                           strlen(up->hook_key) != TF_RULE_HOOK_KEY_LEN ||
+                           strlen(up->hook_secret) != TF_RULE_HOOK_SECRET_LEN)) {
+        return TF_EINVAL; /* the caller's fault, not the script's */
+    }
+    upload_t *u = calloc(1, sizeof(*u));
+    if (u == NULL) {
+        return TF_ENOMEM;
+    }
+    u->uc = uc;
+    u->cb = cb;
+    u->arg = arg;
+    u->now_ms = tf_uc_now(uc);
+    u->create = up->id == NULL;
+    snprintf(u->tenant_id, sizeof(u->tenant_id), "%s", up->tenant_id);
+    if (u->create) {
+        tf_uc_new_id(uc, u->id);
+        snprintf(u->hook_key, sizeof(u->hook_key), "%s", up->hook_key);
+        snprintf(u->hook_secret, sizeof(u->hook_secret), "%s", up->hook_secret);
+    } else {
+        snprintf(u->id, sizeof(u->id), "%s", up->id);
+    }
+    u->source = malloc(up->len + 1);
+    u->actor = up->actor != NULL ? strdup(up->actor) : NULL;
+    if (u->source == NULL || (up->actor != NULL && u->actor == NULL)) {
+        upload_free(u);
+        return TF_ENOMEM;
+    }
+    memcpy(u->source, up->source, up->len);
+    u->source[up->len] = '\0';
+    u->len = up->len;
+    rc = uc->checker->check_rule(uc->checker->ctx, u->tenant_id, u->source, u->len, checked, u);
+    if (rc != 0) {
+        upload_free(u);
+    }
+    return rc;
+}

@@ -1,0 +1,103 @@
+/*
+ * rules.h - the rule store port: tenants' automation rules (issue 9), each
+ * a Lua script with a trigger (engine/trigger.h), a condition and an
+ * action, every upload kept as a version.
+ *
+ * Same contract as the job store (store.h): asynchronous, callbacks exactly
+ * once with a status, rows borrowed for the callback.  Implemented by
+ * adapters/pg/store_rules.c; tests fake it.
+ *
+ * A rule has an id, a name unique among the tenant's live rules, a current
+ * version, whether it is enabled, and its trigger (of the current version;
+ * a version never changes the trigger's kind).  A webhook rule also has a
+ * hook key (its URL) and a signing secret, made when it is created and
+ * shown once.  Deleting a rule keeps its versions (and, once rules fire,
+ * its runs and the jobs that name it).
+ */
+#ifndef TF_ENGINE_RULES_H
+#define TF_ENGINE_RULES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/trigger.h"
+
+#define TF_RULE_HOOK_KEY_LEN 32    /* hex characters of a hook key */
+#define TF_RULE_HOOK_SECRET_LEN 64 /* hex characters of a hook secret (32 bytes) */
+
+/* A rule (its current version), or one of its versions (`rule` 0). */
+typedef struct {
+    const char *id, *tenant_id, *name;
+    int version;
+    int enabled;
+    const char *trigger_json; /* {"kind": ..., ...}: docs/api.md, "Rule" */
+    const char *hook_key;     /* webhook rules; NULL otherwise */
+    const char *source;       /* NULL in listings */
+    size_t source_len;
+    const char *sha256;
+    const char *created_by;
+    int64_t created_at_ms, updated_at_ms;
+} tf_rule_t;
+
+/* A new rule or a new version of one. */
+typedef struct {
+    const char *tenant_id;
+    const char *id;   /* the rule's id (new: made by the caller) */
+    const char *name; /* from the script */
+    const char *source;
+    size_t source_len;
+    tf_trigger_kind_t kind;
+    const char *trigger_json;
+    const char *hook_key, *hook_secret; /* new webhook rules */
+    const char *actor;
+    int64_t now_ms;
+} tf_rule_put_t;
+
+typedef struct {
+    int version;
+    const char *sha256;
+} tf_rule_put_result_t;
+
+typedef void (*tf_rule_put_cb)(void *arg, int status, const tf_rule_put_result_t *result);
+/* rule NULL: the tenant has no live rule with that id. */
+typedef void (*tf_rule_get_cb)(void *arg, int status, const tf_rule_t *rule);
+typedef void (*tf_rule_list_cb)(void *arg, int status, const tf_rule_t *rules, size_t n);
+typedef void (*tf_rule_status_cb)(void *arg, int status);
+
+typedef struct {
+    void *ctx;
+    /* Creates the rule with version 1: TF_ECONFLICT when the tenant has a
+     * live rule of that name. */
+    int (*create)(void *ctx, const tf_rule_put_t *put, tf_rule_put_cb cb, void *arg);
+    /* Records a new version and makes it current: TF_ENOTFOUND (no such
+     * live rule), TF_ECONFLICT (the name is another live rule's), TF_ESTATE
+     * (the trigger's kind would change); nothing changes then. */
+    int (*update)(void *ctx, const tf_rule_put_t *put, tf_rule_put_cb cb, void *arg);
+    /* The live rule with its current source. */
+    int (*get)(void *ctx, const char *tenant_id, const char *id, tf_rule_get_cb cb, void *arg);
+    /* The tenant's live rules, by name (no source). */
+    int (*list)(void *ctx, const char *tenant_id, tf_rule_list_cb cb, void *arg);
+    /* The rule's versions, newest first (no source). */
+    int (*versions)(void *ctx, const char *tenant_id, const char *id, tf_rule_list_cb cb,
+                    void *arg);
+    /* Enables or disables the live rule: TF_ENOTFOUND when there is none. */
+    int (*set_enabled)(void *ctx, const char *tenant_id, const char *id, int enabled,
+                       int64_t now_ms, tf_rule_status_cb cb, void *arg);
+    /* Deletes the live rule (TF_ENOTFOUND when there is none). */
+    int (*remove)(void *ctx, const char *tenant_id, const char *id, int64_t now_ms,
+                  tf_rule_status_cb cb, void *arg);
+} tf_rule_store_t;
+
+/* What checking an uploaded rule found in its returned table. */
+typedef struct {
+    const char *name;
+    const tf_trigger_t *trigger;
+    int has_condition;
+} tf_rule_meta_t;
+
+/* `status` 0 with `meta`; TF_EINVAL with `message`; another TF_E* code
+ * when the check could not run. */
+typedef void (*tf_rule_check_cb)(void *arg, int status, const char *message,
+                                 const tf_rule_meta_t *meta);
+
+#endif

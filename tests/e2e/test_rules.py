@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Automation rules as a tenant uploads and manages them (issue 9, first
+part: rules are uploaded, checked, versioned, listed, enabled, disabled and
+deleted; they do not fire yet)."""
+import uuid
+
+import tfharness as harness
+from tfharness import Database, TaskFlow, auth, expect, run_tests
+
+ADMIN = "tf-admin-" + uuid.uuid4().hex
+
+
+def post(source, token=None, content_type="text/x-lua"):
+    return tf.request("POST", "/v1/rules", source.encode() if isinstance(source, str) else source,
+                      headers=auth(token or KEY, **{"Content-Type": content_type}))
+
+
+def put(rule_id, source, token=None):
+    return tf.request("PUT", f"/v1/rules/{rule_id}", source.encode(),
+                      headers=auth(token or KEY, **{"Content-Type": "text/x-lua"}))
+
+
+def get(path, token=None):
+    return tf.request("GET", path, headers=auth(token or KEY))
+
+
+def call(method, path, token=None):
+    return tf.request(method, path, headers=auth(token or KEY))
+
+
+def rule(name, trigger, extra=""):
+    return (f'return {{\n  name = "{name}",\n  trigger = {trigger},\n{extra}'
+            '  action = function(ev, ctx) end,\n}\n')
+
+
+def stored():
+    return db.sql(f"SELECT count(*) FROM rule_versions v JOIN rules r ON r.id = v.rule_id"
+                  f" WHERE r.tenant_id = '{TENANT}'")
+
+
+def test_each_trigger_kind_is_created_and_read_back():
+    cron = expect(post(rule("billing", 'tf.cron("0 7 * * *", {timezone = "Europe/Oslo"})',
+                            "  condition = function(ev, ctx) return true end,\n")), 201)
+    assert cron["name"] == "billing" and cron["version"] == 1 and cron["enabled"] is True, cron
+    assert cron["trigger"] == {"kind": "cron", "cron": "0 7 * * *", "timezone": "Europe/Oslo",
+                               "catch_up": "latest"}, cron
+    assert "hook_url" not in cron and "hook_secret" not in cron, cron
+    assert len(cron["sha256"]) == 64 and harness.is_uuid(cron["id"]), cron
+    hook = expect(post(rule("payments", 'tf.webhook{scheme = "stripe"}')), 201)
+    assert hook["trigger"] == {"kind": "webhook", "scheme": "stripe"}, hook
+    assert hook["hook_url"].startswith("/v1/hooks/") and len(hook["hook_url"]) == 42, hook
+    assert len(hook["hook_secret"]) == 64, hook
+    event = expect(post(rule("signup", 'tf.event("user.signed_up")')), 201)
+    assert event["trigger"] == {"kind": "event", "event": "user.signed_up"}, event
+    chain = expect(post(rule("chain", 'tf.on("job.succeeded", {type = "Fulfil"})')), 201)
+    assert chain["trigger"] == {"kind": "job", "event": "job.succeeded", "type": "Fulfil",
+                                "queue": None}, chain
+    listed = expect(get("/v1/rules"), 200)["rules"]
+    assert [r["name"] for r in listed] == ["billing", "chain", "payments", "signup"], listed
+    assert all("source" not in r and "hook_secret" not in r for r in listed), listed
+    one = expect(get(f"/v1/rules/{hook['id']}"), 200)
+    assert "hook_secret" not in one and one["hook_url"] == hook["hook_url"], one
+    assert one["source"].startswith("return {") and len(one["versions"]) == 1, one
+
+
+def test_versions_enable_disable_delete():
+    first = expect(post(rule("versioned", 'tf.event("a")')), 201)
+    rid = first["id"]
+    second = expect(put(rid, rule("versioned-2", 'tf.event("b")')), 200)
+    assert second["version"] == 2 and second["name"] == "versioned-2", second
+    assert second["trigger"]["event"] == "b", second
+    one = expect(get(f"/v1/rules/{rid}"), 200)
+    assert [v["version"] for v in one["versions"]] == [2, 1], one
+    assert [v["trigger"]["event"] for v in one["versions"]] == ["b", "a"], one
+    # The kind stays; the name is the tenant's one rule's.
+    got = expect(put(rid, rule("versioned-2", "tf.cron('@daily')")), 409, "conflict")
+    assert "kind" in got["error"]["message"], got
+    expect(post(rule("taken", 'tf.event("x")')), 201)
+    got = expect(put(rid, rule("taken", 'tf.event("x")')), 409, "conflict")
+    assert "name" in got["error"]["message"], got
+    got = expect(post(rule("taken", 'tf.event("y")')), 409, "conflict")
+    assert expect(get(f"/v1/rules/{rid}"), 200)["version"] == 2
+    assert expect(call("POST", f"/v1/rules/{rid}/disable"), 200)["enabled"] is False
+    assert expect(get(f"/v1/rules/{rid}"), 200)["enabled"] is False
+    assert expect(call("POST", f"/v1/rules/{rid}/enable"), 200)["enabled"] is True
+    expect(call("DELETE", f"/v1/rules/{rid}"), 204)
+    expect(get(f"/v1/rules/{rid}"), 404, "not_found")
+    expect(call("DELETE", f"/v1/rules/{rid}"), 404, "not_found")
+    expect(call("POST", f"/v1/rules/{rid}/enable"), 404, "not_found")
+    expect(put(rid, rule("versioned-2", 'tf.event("c")')), 404, "not_found")
+    # Its versions stay; its name is free again.
+    assert db.sql(f"SELECT count(*) FROM rule_versions WHERE rule_id = '{rid}'") == "2"
+    expect(post(rule("versioned-2", 'tf.event("c")')), 201)
+
+
+def test_bad_rules_are_refused_and_nothing_is_stored():
+    before = stored()
+    cases = [
+        ("return {", 422, "rule:1:"),
+        ("", 422, "Lua source"),
+        ("\x1bLuaT\x00", 422, "binary"),
+        ("return 42", 422, "must return a table"),
+        ('return {name = "r", action = function() end}', 422, "trigger must be made by tf.cron"),
+        ('return {name = "r", trigger = "cron", action = function() end}', 422,
+         "trigger must be made by tf.cron"),
+        ('return {name = "r", trigger = {kind = "cron", cron = "* * * * *"},'
+         ' action = function() end}', 422, "got table"),
+        ('return {name = "r", trigger = tf.cron, action = function() end}', 422, "got function"),
+        ('return {name = "r", trigger = tf.event("e")}', 422, "action must be a function"),
+        ('return {name = "r", trigger = tf.event("e"), action = function() end,'
+         ' condition = true}', 422, "condition must be a function"),
+        ('return {trigger = tf.event("e"), action = function() end}', 422, "name must be"),
+        ('return {name = "bad name", trigger = tf.event("e"), action = function() end}', 422,
+         "name must be"),
+        ('return {name = "r", trigger = tf.event("e"), action = function() end, extra = 1}',
+         422, "unknown field extra"),
+        (rule("r", 'tf.cron("0 24 * * *")'), 422, "tf.cron: hour: 24 is out of range 0-23"),
+        (rule("r", 'tf.cron("0 7 * * *", {timezone = "Mars/Olympus_Mons"})'), 422,
+         'unknown time zone "Mars/Olympus_Mons"'),
+        (rule("r", 'tf.cron("0 7 * * *", {timezone = "../../etc/passwd"})'), 422,
+         "timezone must be an IANA name"),
+        (rule("r", 'tf.webhook{scheme = "hmac"}'), 422, "tf.webhook: scheme must be"),
+        (rule("r", 'tf.on("job.started")'), 422, "tf.on: the event must be"),
+        ("while true do end", 422, "lua_budget"),
+        ('return os.execute("id")', 422, "global 'os'"),
+        (b"return {name = '\xff'}", 422, "UTF-8"),
+        ("-- " + "x" * (256 * 1024), 413, "256 KiB"),
+    ]
+    for source, status, fragment in cases:
+        code = "payload_too_large" if status == 413 else "validation_failed"
+        got = expect(post(source), status, code)
+        assert fragment in got["error"]["message"], (source[:60], got)
+    expect(post(rule("r", 'tf.event("e")'), content_type="application/json"), 415)
+    expect(post(rule("r", 'tf.event("e")'), token="nope"), 401)
+    assert stored() == before, (before, stored())
+    # Ids that name nothing.
+    for path in ("/v1/rules/not-an-id", f"/v1/rules/{uuid.uuid4()}"):
+        expect(get(path), 404, "not_found")
+        expect(call("DELETE", path), 404, "not_found")
+        expect(call("POST", path + "/enable"), 404, "not_found")
+        expect(put(path.rsplit("/", 1)[1], rule("r", 'tf.event("e")')), 404, "not_found")
+
+
+def test_another_tenant_sees_nothing():
+    mine = expect(post(rule("private", 'tf.event("secret")')), 201)
+    expect(get(f"/v1/rules/{mine['id']}", token=OTHER_KEY), 404, "not_found")
+    assert all(r["name"] != "private"
+               for r in expect(get("/v1/rules", token=OTHER_KEY), 200)["rules"])
+    expect(call("DELETE", f"/v1/rules/{mine['id']}", token=OTHER_KEY), 404, "not_found")
+    expect(call("POST", f"/v1/rules/{mine['id']}/disable", token=OTHER_KEY), 404, "not_found")
+    expect(put(mine["id"], rule("private", 'tf.event("mine.now")'), token=OTHER_KEY), 404,
+           "not_found")
+    # The same name is free in another tenant.
+    expect(post(rule("private", 'tf.event("theirs")'), token=OTHER_KEY), 201)
+    assert expect(get(f"/v1/rules/{mine['id']}"), 200)["trigger"]["event"] == "secret"
+
+
+if __name__ == "__main__":
+    db = Database("rules")
+    tf = TaskFlow(db.url, env={"TASKFLOW_ADMIN_TOKEN": ADMIN})
+    TENANT, KEY, _ = harness.new_tenant(tf, ADMIN, "rules")
+    _, OTHER_KEY, _ = harness.new_tenant(tf, ADMIN, "rules-other")
+    try:
+        run_tests([test_each_trigger_kind_is_created_and_read_back,
+                   test_versions_enable_disable_delete,
+                   test_bad_rules_are_refused_and_nothing_is_stored,
+                   test_another_tenant_sees_nothing])
+    finally:
+        tf.stop()
+        db.drop()
