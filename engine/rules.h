@@ -31,6 +31,7 @@ typedef struct {
     int version;
     int enabled;
     const char *trigger_json; /* {"kind": ..., ...}: docs/api.md, "Rule" */
+    const char *cron, *timezone; /* cron triggers: the expression and zone; NULL otherwise */
     const char *hook_key;     /* webhook rules; NULL otherwise */
     const char *source;       /* NULL in listings */
     size_t source_len;
@@ -56,6 +57,8 @@ typedef struct {
 typedef struct {
     int version;
     const char *sha256;
+    int enabled;          /* the rule's (a new version keeps it) */
+    const char *hook_key; /* webhook rules */
 } tf_rule_put_result_t;
 
 typedef void (*tf_rule_put_cb)(void *arg, int status, const tf_rule_put_result_t *result);

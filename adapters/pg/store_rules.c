@@ -12,11 +12,13 @@
 
 /* ---- SQL ---- */
 
+/* clang-format off */
 #define SHA256_OF(x) "encode(sha256(convert_to(" x ", 'UTF8')), 'hex')"
 
 /* $1 id, $2 tenant, $3 name, $4 source, $5 kind, $6 trigger, $7 hook key,
- * $8 hook secret, $9 actor, $10 now: version 1 and its sha256.  A live
- * rule of the same name fails the statement (unique violation). */
+ * $8 hook secret, $9 actor, $10 now: version 1, its sha256, no refusal,
+ * 1, enabled, the hook key (the update's columns).  A live rule of the same
+ * name fails the statement (unique violation). */
 #define SQL_CREATE                                                                                 \
     "WITH r AS (INSERT INTO rules (id, tenant_id, name, version, trigger_kind, trigger,"           \
     "  hook_key, hook_secret, created_at, updated_at)"                                             \
@@ -24,13 +26,13 @@
     "  $10::timestamptz) RETURNING id),"                                                           \
     " v AS (INSERT INTO rule_versions (rule_id, version, source, sha256, trigger, created_by,"     \
     "  created_at) SELECT id, 1, $4, " SHA256_OF("$4") ", $6::jsonb, $9, $10::timestamptz FROM r"  \
-                                                       "  RETURNING version, sha256)"              \
-                                                       " SELECT version, sha256 FROM v"
+    "  RETURNING version, sha256)"                                                                 \
+    " SELECT version, sha256, NULL::text, 1, true, $7 FROM v"
 
 /* $1 id, $2 tenant, $3 name, $4 source, $5 kind, $6 trigger, $7 actor,
- * $8 now: the new version and its sha256, or NULL with why: 'missing' or
- * 'kind'.  A name another live rule has fails the statement (unique
- * violation). */
+ * $8 now: the new version and its sha256, or NULL with why ('missing' or
+ * 'kind'); rows changed; whether the rule is enabled and its hook key.  A
+ * name another live rule has fails the statement (unique violation). */
 #define SQL_UPDATE                                                                                 \
     "WITH cur AS (SELECT id, trigger_kind FROM rules WHERE id = $1::uuid AND tenant_id = $2::uuid" \
     "  AND deleted_at IS NULL FOR UPDATE),"                                                        \
@@ -38,18 +40,19 @@
     " nv AS (SELECT coalesce(max(version), 0) + 1 AS v FROM rule_versions"                         \
     "  WHERE rule_id = $1::uuid),"                                                                 \
     " v AS (INSERT INTO rule_versions (rule_id, version, source, sha256, trigger, created_by,"     \
-    "  created_at) SELECT ok.id, nv.v, $4, " SHA256_OF(                                            \
-        "$4") ", $6::jsonb, $7, $8::timestamptz"                                                   \
-              "  FROM ok, nv RETURNING version, sha256),"                                          \
-              " u AS (UPDATE rules r SET name = $3, version = v.version, trigger = $6::jsonb,"     \
-              "  updated_at = $8::timestamptz FROM v WHERE r.id = $1::uuid RETURNING r.id)"        \
-              " SELECT (SELECT version FROM v), (SELECT sha256 FROM v),"                           \
-              " CASE WHEN NOT EXISTS (SELECT 1 FROM cur) THEN 'missing'"                           \
-              "  WHEN NOT EXISTS (SELECT 1 FROM ok) THEN 'kind' END, (SELECT count(*) FROM u)"
+    "  created_at) SELECT ok.id, nv.v, $4, " SHA256_OF("$4") ", $6::jsonb, $7, $8::timestamptz"    \
+    "  FROM ok, nv RETURNING version, sha256),"                                                    \
+    " u AS (UPDATE rules r SET name = $3, version = v.version, trigger = $6::jsonb,"               \
+    "  updated_at = $8::timestamptz FROM v WHERE r.id = $1::uuid"                                  \
+    "  RETURNING r.id, r.enabled, r.hook_key)"                                                     \
+    " SELECT (SELECT version FROM v), (SELECT sha256 FROM v),"                                     \
+    " CASE WHEN NOT EXISTS (SELECT 1 FROM cur) THEN 'missing'"                                     \
+    "  WHEN NOT EXISTS (SELECT 1 FROM ok) THEN 'kind' END, (SELECT count(*) FROM u),"              \
+    " (SELECT enabled FROM u), (SELECT hook_key FROM u)"
 
 #define RULE_COLUMNS                                                                               \
     "r.id::text, r.name, v.version, r.enabled, v.trigger::text, r.hook_key, v.sha256,"             \
-    " v.created_by, v.created_at, r.updated_at"
+    " v.created_by, v.created_at, r.updated_at, v.trigger ->> 'cron', v.trigger ->> 'timezone'"
 
 /* $1 tenant, $2 id. */
 #define SQL_GET                                                                                    \
@@ -74,12 +77,13 @@
     " SELECT count(*) FROM u"
 
 /* $1 tenant, $2 id, $3 now: rows deleted.  The row stays (deleted_at) for
- * its versions; the hook key is released with it. */
+ * its versions. */
 #define SQL_DELETE                                                                                 \
     "WITH u AS (UPDATE rules SET deleted_at = $3::timestamptz, enabled = false,"                   \
     "  updated_at = $3::timestamptz"                                                               \
     "  WHERE tenant_id = $1::uuid AND id = $2::uuid AND deleted_at IS NULL RETURNING id)"          \
     " SELECT count(*) FROM u"
+/* clang-format on */
 
 const tf_pg_prepared_t tf__pg_rules_prepared[] = {
     {"rule_create", SQL_CREATE}, {"rule_update", SQL_UPDATE},     {"rule_get", SQL_GET},
@@ -97,8 +101,9 @@ static void put_done(const tf_pg_reply_t *reply, void *arg) {
     tf_rule_put_result_t r = {0};
     if (rc == 0) {
         const PGresult *res = reply->results[0];
-        const char *why = PQntuples(res) == 1 && PQnfields(res) > 2 ? tf__pg_text(res, 0, 2) : NULL;
-        if (PQntuples(res) != 1) {
+        int shaped = PQntuples(res) == 1 && PQnfields(res) == 6;
+        const char *why = shaped ? tf__pg_text(res, 0, 2) : NULL;
+        if (!shaped) {
             rc = TF_EIO;
         } else if (why != NULL) {
             rc = strcmp(why, "missing") == 0 ? TF_ENOTFOUND : TF_ESTATE;
@@ -107,6 +112,8 @@ static void put_done(const tf_pg_reply_t *reply, void *arg) {
         } else {
             r.version = (int)tf__pg_int(res, 0, 0, 0);
             r.sha256 = tf__pg_text(res, 0, 1);
+            r.enabled = tf__pg_bool(res, 0, 4);
+            r.hook_key = tf__pg_text(res, 0, 5);
         }
     }
     /* A unique violation (the name is another live rule's) arrives as
@@ -166,9 +173,11 @@ static int decode_rule(const PGresult *res, int row, void *item) {
         tf__pg_time(res, row, 9, &r->updated_at_ms) != 0) {
         return TF_EIO;
     }
-    if (PQnfields(res) > 10) {
-        r->source = PQgetvalue(res, row, 10);
-        r->source_len = (size_t)PQgetlength(res, row, 10);
+    r->cron = tf__pg_text(res, row, 10);
+    r->timezone = tf__pg_text(res, row, 11);
+    if (PQnfields(res) > 12) {
+        r->source = PQgetvalue(res, row, 12);
+        r->source_len = (size_t)PQgetlength(res, row, 12);
     }
     return 0;
 }

@@ -9,6 +9,7 @@
 
 #include "adapters/usecases/executors.h"
 #include "engine/error.h"
+#include "engine/store.h"
 
 typedef struct {
     tf_uc_t *uc;
@@ -22,6 +23,7 @@ typedef struct {
     char *actor;
     char name[TF_SCRIPT_NAME_MAX + 1];
     char trigger_json[1024];
+    tf_trigger_t trigger;
     tf_trigger_kind_t kind;
     int64_t now_ms;
 } upload_t;
@@ -52,9 +54,11 @@ static void stored(void *arg, int status, const tf_rule_put_result_t *r) {
                       .tenant_id = u->tenant_id,
                       .name = u->name,
                       .version = r->version,
-                      .enabled = 1,
+                      .enabled = r->enabled,
                       .trigger_json = u->trigger_json,
-                      .hook_key = webhook ? u->hook_key : NULL,
+                      .cron = u->kind == TF_TRIGGER_CRON ? u->trigger.cron : NULL,
+                      .timezone = u->kind == TF_TRIGGER_CRON ? u->trigger.timezone : NULL,
+                      .hook_key = r->hook_key,
                       .sha256 = r->sha256,
                       .created_by = u->actor,
                       .created_at_ms = u->now_ms,
@@ -95,6 +99,7 @@ static void checked(void *arg, int status, const char *message, const tf_rule_me
         return;
     }
     snprintf(u->name, sizeof(u->name), "%s", meta->name);
+    u->trigger = *meta->trigger;
     u->kind = meta->trigger->kind;
     int webhook = u->kind == TF_TRIGGER_WEBHOOK && u->create;
     tf_rule_put_t put = {.tenant_id = u->tenant_id,
@@ -162,4 +167,23 @@ int tf_uc_rule_upload(tf_uc_t *uc, const tf_uc_rule_upload_t *up, tf_uc_rule_upl
         upload_free(u);
     }
     return rc;
+}
+
+int64_t tf_uc_rule_next_fire(const tf_uc_t *uc, const tf_rule_t *rule) {
+    tf_cron_t cron;
+    const tf_tz_t *tz = NULL;
+    if (!rule->enabled || rule->cron == NULL || tf_cron_parse(rule->cron, &cron, NULL, 0) != 0) {
+        return TF_TIME_NONE;
+    }
+    if (rule->timezone != NULL && strcmp(rule->timezone, "UTC") != 0 &&
+        (uc->zones == NULL || uc->zones->get(uc->zones->ctx, rule->timezone, &tz) != 0)) {
+        return TF_TIME_NONE; /* the zone is gone from tzdata */
+    }
+    tf_cron_zone_t zone = tz != NULL ? tf_tz_cron_zone(tz) : (tf_cron_zone_t){0};
+    int64_t now_ms = tf_uc_now(uc), next = 0;
+    int64_t now_s = now_ms / 1000 - (now_ms % 1000 < 0);
+    if (tf_cron_next(&cron, tz != NULL ? &zone : NULL, now_s, &next) != 0) {
+        return TF_TIME_NONE;
+    }
+    return next * 1000;
 }

@@ -42,4 +42,9 @@ typedef void (*tf_uc_rule_upload_cb)(void *arg, int status, const char *message,
 int tf_uc_rule_upload(tf_uc_t *uc, const tf_uc_rule_upload_t *up, tf_uc_rule_upload_cb cb,
                       void *arg, char *err, size_t errlen);
 
+/* The next time the rule fires after now: cron rules that are enabled
+ * (their zone from the zones port); TF_TIME_NONE for every other rule, and
+ * for a schedule that never fires. */
+int64_t tf_uc_rule_next_fire(const tf_uc_t *uc, const tf_rule_t *rule);
+
 #endif

@@ -2,7 +2,9 @@
 """Automation rules as a tenant uploads and manages them (issue 9, first
 part: rules are uploaded, checked, versioned, listed, enabled, disabled and
 deleted; they do not fire yet)."""
+import datetime
 import uuid
+import zoneinfo
 
 import tfharness as harness
 from tfharness import Database, TaskFlow, auth, expect, run_tests
@@ -45,11 +47,18 @@ def test_each_trigger_kind_is_created_and_read_back():
     assert cron["trigger"] == {"kind": "cron", "cron": "0 7 * * *", "timezone": "Europe/Oslo",
                                "catch_up": "latest"}, cron
     assert "hook_url" not in cron and "hook_secret" not in cron, cron
+    # The next fire time: 07:00 in Oslo, within the next day.
+    nxt = datetime.datetime.fromisoformat(cron["next_fire_at"].replace("Z", "+00:00"))
+    local = nxt.astimezone(zoneinfo.ZoneInfo("Europe/Oslo"))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert (local.hour, local.minute, local.second) == (7, 0, 0), cron
+    assert now < nxt <= now + datetime.timedelta(hours=25), (now, cron)
     assert len(cron["sha256"]) == 64 and harness.is_uuid(cron["id"]), cron
     hook = expect(post(rule("payments", 'tf.webhook{scheme = "stripe"}')), 201)
     assert hook["trigger"] == {"kind": "webhook", "scheme": "stripe"}, hook
     assert hook["hook_url"].startswith("/v1/hooks/") and len(hook["hook_url"]) == 42, hook
     assert len(hook["hook_secret"]) == 64, hook
+    assert "next_fire_at" not in hook, hook
     event = expect(post(rule("signup", 'tf.event("user.signed_up")')), 201)
     assert event["trigger"] == {"kind": "event", "event": "user.signed_up"}, event
     chain = expect(post(rule("chain", 'tf.on("job.succeeded", {type = "Fulfil"})')), 201)
@@ -61,6 +70,16 @@ def test_each_trigger_kind_is_created_and_read_back():
     one = expect(get(f"/v1/rules/{hook['id']}"), 200)
     assert "hook_secret" not in one and one["hook_url"] == hook["hook_url"], one
     assert one["source"].startswith("return {") and len(one["versions"]) == 1, one
+    # A new version keeps the hook (and shows no secret), and the state.
+    expect(call("POST", f"/v1/rules/{hook['id']}/disable"), 200)
+    again = expect(put(hook["id"], rule("payments", 'tf.webhook{scheme = "github"}')), 200)
+    assert again["hook_url"] == hook["hook_url"] and "hook_secret" not in again, again
+    assert again["enabled"] is False and again["trigger"]["scheme"] == "github", again
+    # A disabled cron rule has no next fire time.
+    off = expect(call("POST", f"/v1/rules/{cron['id']}/disable"), 200)
+    assert off["next_fire_at"] is None, off
+    on = expect(call("POST", f"/v1/rules/{cron['id']}/enable"), 200)
+    assert on["next_fire_at"] == cron["next_fire_at"] or on["next_fire_at"] > cron["next_fire_at"]
 
 
 def test_versions_enable_disable_delete():
