@@ -40,15 +40,15 @@ const char tf__lua_snooze_mark = 's';
 struct tf_lua_host {
     uv_loop_t *loop;
     tf_lua_config_t cfg;
-    uv_idle_t idle;   /* the scheduler */
-    uv_timer_t waits; /* deadlines of waiting runs */
-    uv_timer_t sweep; /* closes idle VMs */
+    uv_idle_t idle;         /* the scheduler */
+    uv_timer_t waits;       /* deadlines of waiting runs */
+    uv_timer_t sweep;       /* closes idle VMs */
     tf_lua_vm_t *mru, *lru; /* every VM serving a tenant, most recently used first */
     int nvms;
-    tf_lua_vm_t *retired;    /* tainted VMs waiting for their last run */
-    tf_lua_vm_t *ready_vms;  /* VMs with ready runs */
+    tf_lua_vm_t *retired;   /* tainted VMs waiting for their last run */
+    tf_lua_vm_t *ready_vms; /* VMs with ready runs */
     tf_lua_run_t *finished_head, *finished_tail;
-    tf_lua_run_t *waiting;   /* runs parked in tf_lua_wait() */
+    tf_lua_run_t *waiting; /* runs parked in tf_lua_wait() */
     uint64_t seq;
     int reap_tainted; /* a tainted VM's last run ended: retire it at the next delivery */
     int closing, handles_open;
@@ -308,7 +308,8 @@ static void sweep_cb(uv_timer_t *t) {
     int64_t now = (int64_t)uv_hrtime();
     for (tf_lua_vm_t *vm = h->lru; vm != NULL;) {
         tf_lua_vm_t *prev = vm->prev;
-        if (vm->nruns == 0 && now - vm->last_used_ns > (int64_t)ms_to_ns(h->cfg.limits.vm_idle_ms)) {
+        if (vm->nruns == 0 &&
+            now - vm->last_used_ns > (int64_t)ms_to_ns(h->cfg.limits.vm_idle_ms)) {
             vm_evict(h, vm);
         }
         vm = prev;
@@ -679,6 +680,12 @@ static int body_k(lua_State *L, int status, lua_KContext ctx) {
     tf_lua_run_t *run = tf__lua_run_of(L);
     const tf_lua_call_t *c = &run->call;
     if (ctx == STEP_CALLED) {
+        if (c->result_with_arg > 0) { /* [argument, value] -> {value = ..., arg = ...} */
+            lua_createtable(L, 0, 2);
+            lua_rotate(L, -3, 1);
+            lua_setfield(L, -3, "value");
+            lua_setfield(L, -2, "arg");
+        }
         return 1;
     }
     if (ctx == STEP_LOADED) {
@@ -711,7 +718,8 @@ static int body_k(lua_State *L, int status, lua_KContext ctx) {
         return luaL_error(L, "the script's table has no function '%s'", c->function);
     }
     lua_remove(L, -2);
-    luaL_checkstack(L, (int)c->nargs + 2, "too many arguments");
+    luaL_checkstack(L, (int)c->nargs + 4, "too many arguments");
+    int fn = lua_gettop(L);
     for (size_t i = 0; i < c->nargs; i++) {
         char err[TF_LUA_ERR_LEN];
         if (c->args_json[i] == NULL) {
@@ -720,8 +728,12 @@ static int body_k(lua_State *L, int status, lua_KContext ctx) {
             return luaL_error(L, "argument %d: %s", (int)i + 1, err);
         }
     }
+    if (c->result_with_arg > 0) { /* keep the argument under the function */
+        lua_pushvalue(L, fn + c->result_with_arg);
+        lua_insert(L, fn);
+    }
     lua_callk(L, (int)c->nargs, 1, STEP_CALLED, body_k);
-    return 1;
+    return body_k(L, LUA_OK, STEP_CALLED);
 }
 
 /* ---- stepping a run ---- */
@@ -935,8 +947,8 @@ int tf_lua_host_create(uv_loop_t *loop, const tf_lua_config_t *cfg, tf_lua_host_
             h->m_vms_created = tf_metric_get(f, NULL);
         }
         if (tf_metrics_counter(cfg->metrics, "taskflow_lua_vms_evicted_total",
-                               "Tenant Lua VMs closed for being idle or least recently used.",
-                               NULL, 0, &f) == 0) {
+                               "Tenant Lua VMs closed for being idle or least recently used.", NULL,
+                               0, &f) == 0) {
             h->m_vms_evicted = tf_metric_get(f, NULL);
         }
         if (tf_metrics_counter(cfg->metrics, "taskflow_lua_vm_resets_total",
@@ -1000,7 +1012,7 @@ void tf_lua_host_close(tf_lua_host_t *h, void (*closed_cb)(void *arg), void *arg
 
 /* Copies the call's strings into one block. */
 static int copy_call(tf_lua_run_t *run, const tf_lua_call_t *c) {
-    const char *strs[] = {c->tenant_id, c->module_key, c->chunkname, c->function,
+    const char *strs[] = {c->tenant_id, c->module_key, c->chunkname,     c->function,
                           c->job_id,    c->rule_id,    c->correlation_id};
     size_t n = sizeof(strs) / sizeof(strs[0]);
     size_t total = c->source_len + 1 + c->nargs * sizeof(char *);
@@ -1018,8 +1030,8 @@ static int copy_call(tf_lua_run_t *run, const tf_lua_call_t *c) {
     run->call = *c;
     const char **args = (const char **)(void *)block;
     char *p = block + c->nargs * sizeof(char *);
-    const char **dst[] = {&run->call.tenant_id, &run->call.module_key, &run->call.chunkname,
-                          &run->call.function,  &run->call.job_id,     &run->call.rule_id,
+    const char **dst[] = {&run->call.tenant_id,     &run->call.module_key, &run->call.chunkname,
+                          &run->call.function,      &run->call.job_id,     &run->call.rule_id,
                           &run->call.correlation_id};
     for (size_t i = 0; i < n; i++) {
         if (strs[i] != NULL) {
@@ -1053,7 +1065,8 @@ int tf_lua_start(tf_lua_host_t *h, const tf_lua_call_t *call, tf_lua_done_fn don
         return TF_ESHUTDOWN;
     }
     if (call->tenant_id == NULL || call->tenant_id[0] == '\0' || strlen(call->tenant_id) >= 64 ||
-        call->source == NULL || (call->nargs > 0 && call->args_json == NULL) || call->nargs > 16) {
+        call->source == NULL || (call->nargs > 0 && call->args_json == NULL) || call->nargs > 16 ||
+        call->result_with_arg < 0 || (size_t)call->result_with_arg > call->nargs) {
         return TF_EINVAL;
     }
     tf_lua_run_t *run = calloc(1, sizeof(*run));
@@ -1159,8 +1172,9 @@ void tf_lua_check_can_wait(lua_State *L, const char *fn) {
         luaL_error(L, "%s: may only be called by the run itself", fn);
     }
     if (!lua_isyieldable(L)) {
-        luaL_error(L, "%s: not allowed here (inside a callback from C such as table.sort's "
-                      "comparator, a metamethod or string.gsub's replacement)",
+        luaL_error(L,
+                   "%s: not allowed here (inside a callback from C such as table.sort's "
+                   "comparator, a metamethod or string.gsub's replacement)",
                    fn);
     }
 }

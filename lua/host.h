@@ -40,14 +40,14 @@
 #include "engine/clock.h"
 
 typedef struct {
-    size_t memory_bytes;  /* per tenant VM */
+    size_t memory_bytes;   /* per tenant VM */
     uint64_t instructions; /* per run */
-    int64_t timeout_ms;   /* wall clock per run (a call may ask for less) */
-    size_t output_bytes;  /* the result as JSON */
-    size_t log_bytes;     /* tf.log volume per run; beyond it lines are dropped */
-    int slice_ms;         /* time slice of a run before it yields the loop */
-    int max_vms;          /* tenant VMs kept; the least recently used goes first */
-    int64_t vm_idle_ms;   /* a VM unused this long is closed */
+    int64_t timeout_ms;    /* wall clock per run (a call may ask for less) */
+    size_t output_bytes;   /* the result as JSON */
+    size_t log_bytes;      /* tf.log volume per run; beyond it lines are dropped */
+    int slice_ms;          /* time slice of a run before it yields the loop */
+    int max_vms;           /* tenant VMs kept; the least recently used goes first */
+    int64_t vm_idle_ms;    /* a VM unused this long is closed */
 } tf_lua_limits_t;
 
 /* The documented defaults (docs/lua.md). */
@@ -73,11 +73,11 @@ typedef void (*tf_lua_open_fn)(lua_State *L, void *ctx);
 
 typedef struct {
     tf_lua_limits_t limits;
-    const tf_clock_t *clock; /* the engine's clock (tf.now(), deadlines use real time) */
+    const tf_clock_t *clock;  /* the engine's clock (tf.now(), deadlines use real time) */
     tf_lua_open_fn open_libs; /* NULL: the safe standard libraries only */
-    void *libs_ctx;          /* handed to open_libs and to library functions */
-    tf_log_t *log;           /* may be NULL */
-    tf_metrics_t *metrics;   /* may be NULL */
+    void *libs_ctx;           /* handed to open_libs and to library functions */
+    tf_log_t *log;            /* may be NULL */
+    tf_metrics_t *metrics;    /* may be NULL */
 } tf_lua_config_t;
 
 int tf_lua_host_create(uv_loop_t *loop, const tf_lua_config_t *cfg, tf_lua_host_t **out);
@@ -108,6 +108,10 @@ typedef struct {
     const char *function;
     const char *const *args_json;
     size_t nargs;
+    /* > 0: the result is {"value": <what the function returned>, "arg":
+     * <argument result_with_arg as it is after the call>}, e.g. a rule's
+     * ctx whose state the action changed. */
+    int result_with_arg;
     int (*check_module)(lua_State *L, int idx, void *user, char *err, size_t errlen);
     int64_t timeout_ms; /* <= 0 or above the host's: the host's limit */
     /* Tags of the run's log lines and what tf.enqueue needs. */
@@ -128,9 +132,9 @@ typedef struct {
                                 "lua_output", "lua_syntax", "lua_module", "cancelled",
                                 "shutdown", or the type a script gave */
     const char *error_message;
-    int fatal;          /* FAILED: the script asked to fail for good (tf.fatal) */
-    int retryable;      /* FAILED: 0 for syntax and module errors */
-    int64_t snooze_ms;  /* OK with snooze > 0: the script returned tf.snooze(ms) */
+    int fatal;             /* FAILED: the script asked to fail for good (tf.fatal) */
+    int retryable;         /* FAILED: 0 for syntax and module errors */
+    int64_t snooze_ms;     /* OK with snooze > 0: the script returned tf.snooze(ms) */
     uint64_t instructions; /* executed, within the hook's granularity */
 } tf_lua_outcome_t;
 

@@ -11,6 +11,8 @@
 #include "engine/error.h"
 #include "engine/utf8.h"
 
+#include <jansson.h>
+
 static h_env_t *env;
 
 static int setup(void **state) {
@@ -279,6 +281,62 @@ static void test_host__check_module_refusal(void **state) {
                                  .user = &passed});
     h_assert_ok(r, "true");
     assert_int_equal(passed, 2);
+}
+
+/* The run succeeded with a result equal, as JSON, to `want` (object keys
+ * come in the VM's hash order). */
+static void assert_json_ok(h_result_t r, const char *want) {
+    assert_int_equal(r.status, TF_LUA_OK);
+    json_t *got = json_loads(r.result, 0, NULL), *expected = json_loads(want, 0, NULL);
+    assert_non_null(got);
+    assert_non_null(expected);
+    if (!json_equal(got, expected)) {
+        fail_msg("result %s, want %s", r.result, want);
+    }
+    json_decref(got);
+    json_decref(expected);
+}
+
+/* A run may hand back one of its arguments as the function left it (a
+ * rule's ctx, whose state the action changes). */
+static void test_host__result_with_an_argument(void **state) {
+    (void)state;
+    const char *src = "return {act = function(ev, ctx)\n"
+                      "  ctx.state.count = (ctx.state.count or 0) + ev.n\n"
+                      "  ctx.seen = true\n"
+                      "  if ev.n > 1 then return 'many' end\n"
+                      "end}";
+    h_result_t r =
+        run_call((tf_lua_call_t){.tenant_id = "t1",
+                                 .module_key = "rule@1",
+                                 .source = src,
+                                 .function = "act",
+                                 .args_json = (const char *const[]){"{\"n\":2}", "{\"state\":{}}"},
+                                 .nargs = 2,
+                                 .result_with_arg = 2});
+    assert_json_ok(r, "{\"value\":\"many\",\"arg\":{\"state\":{\"count\":2},\"seen\":true}}");
+    /* A function that returns nothing: the argument alone. */
+    r = run_call((tf_lua_call_t){
+        .tenant_id = "t1",
+        .module_key = "rule@1",
+        .source = src,
+        .function = "act",
+        .args_json = (const char *const[]){"{\"n\":1}", "{\"state\":{\"count\":5}}"},
+        .nargs = 2,
+        .result_with_arg = 2});
+    assert_json_ok(r, "{\"arg\":{\"state\":{\"count\":6},\"seen\":true}}");
+    /* Only an argument the call has. */
+    tf_lua_run_t *run = NULL;
+    h_result_t unused;
+    tf_lua_call_t bad = {.tenant_id = "t1",
+                         .source = src,
+                         .function = "act",
+                         .args_json = (const char *const[]){"1"},
+                         .nargs = 1,
+                         .result_with_arg = 2};
+    assert_int_equal(tf_lua_start(env->host, &bad, h_done, &unused, &run), TF_EINVAL);
+    bad.result_with_arg = -1;
+    assert_int_equal(tf_lua_start(env->host, &bad, h_done, &unused, &run), TF_EINVAL);
 }
 
 /* ---- errors ---- */
@@ -803,6 +861,7 @@ int main(void) {
         T(malformed_args_fail_the_run),
         T(missing_function_is_a_module_error),
         T(check_module_refusal),
+        T(result_with_an_argument),
         T(syntax_error),
         T(error_string_has_its_position),
         T(error_tables),
