@@ -19,9 +19,19 @@
 #include "engine/utf8.h"
 #include "stdlib/tf.h"
 
+typedef struct children children_t;
+
+/* Where tf.enqueue puts the jobs of a run that may create jobs. */
+typedef struct {
+    children_t **children; /* made at the first tf.enqueue */
+    const char *tenant_id, *correlation_id;
+    const char *parent_id, *rule_id; /* what the jobs name ("": nothing) */
+    const char *actor_kind;          /* "executor" or "rule" */
+} maker_t;
+
 /* What vetting a module's table needs, first in both a run and a check. */
 typedef struct {
-    int job_run; /* a run of a job (tf.enqueue allowed), not an upload check */
+    maker_t make; /* children NULL: tf.enqueue refused (checks) */
     char name[TF_SCRIPT_NAME_MAX + 1];
     int collect; /* keep handles and timeout_ms (checks) */
     char **handles;
@@ -33,13 +43,13 @@ typedef struct entry entry_t;
 typedef struct run run_t;
 
 /* The jobs one run created, handed to the runner with the outcome. */
-typedef struct {
+struct children {
     size_t n;
     tf_submission_t *subs[TF_LUAEXEC_ENQUEUE_MAX];
     const tf_new_job_t *jobs[TF_LUAEXEC_ENQUEUE_MAX];
-    char parent_id[40];
+    char parent_id[40], rule_id[40];
     char actor[TF_SCRIPT_NAME_MAX + 16];
-} children_t;
+};
 
 struct run {
     vet_t vet; /* first: the call's user */
@@ -225,12 +235,12 @@ static int enqueue(void *ctx, tf_lua_run_t *lua, const char *spec, size_t len, c
                    char *err, size_t errlen) {
     tf_luaexec_t *x = ctx;
     vet_t *v = tf_lua_run_call(lua)->user;
-    if (v == NULL || !v->job_run) {
-        snprintf(err, errlen, "only the run of a job can enqueue jobs");
+    if (v == NULL || v->make.children == NULL) {
+        snprintf(err, errlen, "only the run of a job or a rule's action can enqueue jobs");
         return TF_EINVAL;
     }
-    run_t *run = (run_t *)v;
-    if (run->children != NULL && run->children->n >= TF_LUAEXEC_ENQUEUE_MAX) {
+    const maker_t *m = &v->make;
+    if (*m->children != NULL && (*m->children)->n >= TF_LUAEXEC_ENQUEUE_MAX) {
         snprintf(err, errlen, "a run may create at most %d jobs", TF_LUAEXEC_ENQUEUE_MAX);
         return TF_EINVAL;
     }
@@ -245,8 +255,8 @@ static int enqueue(void *ctx, tf_lua_run_t *lua, const char *spec, size_t len, c
     for (size_t i = 0; refused[i] != NULL; i++) {
         if (json_object_get(body, refused[i]) != NULL) {
             snprintf(err, errlen,
-                     "%s: not accepted here (a job a run creates has the run's job as parent "
-                     "and its correlation id)",
+                     "%s: not accepted here (a job a run creates has the run's job or rule as "
+                     "parent and its correlation id)",
                      refused[i]);
             json_decref(body);
             return TF_EINVAL;
@@ -262,26 +272,29 @@ static int enqueue(void *ctx, tf_lua_run_t *lua, const char *spec, size_t len, c
         json_decref(body);
         return rc;
     }
-    if (run->children == NULL) {
-        run->children = calloc(1, sizeof(*run->children));
-        if (run->children == NULL) {
+    if (*m->children == NULL) {
+        children_t *made = calloc(1, sizeof(*made));
+        if (made == NULL) {
             tf_job_input_free(&in);
             json_decref(body);
             return TF_ENOMEM;
         }
-        snprintf(run->children->parent_id, sizeof(run->children->parent_id), "%s", run->job_id);
-        snprintf(run->children->actor, sizeof(run->children->actor), "executor:%s", run->vet.name);
+        snprintf(made->parent_id, sizeof(made->parent_id), "%s", m->parent_id);
+        snprintf(made->rule_id, sizeof(made->rule_id), "%s", m->rule_id);
+        snprintf(made->actor, sizeof(made->actor), "%s:%s", m->actor_kind, v->name);
+        *m->children = made;
     }
-    children_t *c = run->children;
+    children_t *c = *m->children;
     tf_submission_t *sub = NULL;
-    rc = tf_submission_create(x->cfg.uc, run->tenant_id, c->actor, &in, body, run->correlation_id,
-                              &sub);
+    rc =
+        tf_submission_create(x->cfg.uc, m->tenant_id, c->actor, &in, body, m->correlation_id, &sub);
     tf_job_input_free(&in);
     json_decref(body);
     if (rc != 0) {
         return rc;
     }
-    sub->job.parent_id = c->parent_id;
+    sub->job.parent_id = c->parent_id[0] != '\0' ? c->parent_id : NULL;
+    sub->job.rule_id = c->rule_id[0] != '\0' ? c->rule_id : NULL;
     c->subs[c->n] = sub;
     c->jobs[c->n] = &sub->job;
     c->n++;
@@ -488,12 +501,17 @@ static int start(void *ctx, const tf_exec_job_t *job, tf_exec_done_fn done, void
         return TF_ENOMEM;
     }
     run->x = x;
-    run->vet.job_run = 1;
     snprintf(run->vet.name, sizeof(run->vet.name), "%s", name);
     json_decref(executor);
     snprintf(run->job_id, sizeof(run->job_id), "%s", job->job_id);
     snprintf(run->tenant_id, sizeof(run->tenant_id), "%s", job->tenant_id);
     run->correlation_id = job->correlation_id != NULL ? strdup(job->correlation_id) : NULL;
+    run->vet.make = (maker_t){.children = &run->children,
+                              .tenant_id = run->tenant_id,
+                              .correlation_id = run->correlation_id,
+                              .parent_id = run->job_id,
+                              .rule_id = "",
+                              .actor_kind = "executor"};
     run->job_json = job_json(job);
     run->timeout_ms = job->timeout_ms;
     run->done = done;
@@ -572,6 +590,7 @@ void tf_luaexec_forget(tf_luaexec_t *x, const char *tenant_id, const char *name)
 /* ---- checking a rule ---- */
 
 typedef struct {
+    vet_t vet; /* first: the call's user (tf.enqueue refused) */
     char name[TF_SCRIPT_NAME_MAX + 1];
     tf_trigger_t trigger;
     int has_condition;
