@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/store.h"
 #include "engine/trigger.h"
 
 #define TF_RULE_HOOK_KEY_LEN 32    /* hex characters of a hook key */
@@ -30,6 +31,8 @@ typedef struct {
     const char *id, *tenant_id, *name;
     int version;
     int enabled;
+    int has_condition;        /* the version has a condition function */
+    tf_trigger_kind_t kind;
     const char *trigger_json; /* {"kind": ..., ...}: docs/api.md, "Rule" */
     const char *cron, *timezone; /* cron triggers: the expression and zone; NULL otherwise */
     const char *hook_key;     /* webhook rules; NULL otherwise */
@@ -49,6 +52,7 @@ typedef struct {
     size_t source_len;
     tf_trigger_kind_t kind;
     const char *trigger_json;
+    int has_condition;
     const char *hook_key, *hook_secret; /* new webhook rules */
     const char *actor;
     int64_t now_ms;
@@ -102,5 +106,38 @@ typedef struct {
  * when the check could not run. */
 typedef void (*tf_rule_check_cb)(void *arg, int status, const char *message,
                                  const tf_rule_meta_t *meta);
+
+/* ---- evaluating a rule (the Lua host: adapters/luaexec) ---- */
+
+/* One evaluation: the rule's condition(ev, ctx) (when it has one) and, when
+ * that is true, its action(ev, ctx).  Strings are copied. */
+typedef struct {
+    const char *tenant_id, *rule_id, *rule_name;
+    int version;
+    const char *source;
+    size_t source_len;
+    int has_condition;
+    const char *event_json; /* ev */
+    const char *ctx_json;   /* ctx: {tenant, rule, state, now, ...} */
+    const char *correlation_id;
+} tf_rule_eval_t;
+
+/* How an evaluation went.  Borrowed for the callback. */
+typedef struct {
+    int ok;                 /* 0: the condition or the action failed */
+    int condition;          /* the condition's answer (1 for a rule without one) */
+    const char *state_json; /* ctx.state after the action (JSON); NULL: it did not run */
+    const tf_new_job_t *const *jobs; /* what the action created with tf.enqueue */
+    size_t njobs;
+    const char *error_type, *error_message; /* !ok */
+} tf_rule_outcome_t;
+
+/* status 0 with the outcome; another TF_E* code when nothing ran. */
+typedef void (*tf_rule_eval_cb)(void *arg, int status, const tf_rule_outcome_t *outcome);
+
+typedef struct {
+    void *ctx;
+    int (*evaluate)(void *ctx, const tf_rule_eval_t *req, tf_rule_eval_cb cb, void *arg);
+} tf_rule_evaluator_t;
 
 #endif

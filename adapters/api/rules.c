@@ -12,6 +12,9 @@
  *   DELETE /v1/rules/{id}            204; its versions are kept
  *   POST   /v1/rules/{id}/enable     200 Rule
  *   POST   /v1/rules/{id}/disable    200 Rule
+ *   POST   /v1/rules/{id}/test       body {"event": {...}} (optional): a dry
+ *          run of the current version, nothing written: 200 {"condition",
+ *          "jobs", "state", "error"}
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -313,6 +316,110 @@ static void delete_rule(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principa
     change(req, lp, who, -1);
 }
 
+/* ---- the dry run ---- */
+
+/* A job the action would create. */
+static int write_job(tf_jbuf_t *b, const tf_new_job_t *j) {
+    tf_jbuf_obj_open(b);
+    tf_jbuf_key(b, "id");
+    tf_jbuf_str(b, j->id);
+    tf_jbuf_key(b, "type");
+    tf_jbuf_str(b, j->type);
+    tf_jbuf_key(b, "queue");
+    tf_jbuf_str(b, j->queue);
+    tf_jbuf_key(b, "priority");
+    tf_jbuf_int(b, j->priority);
+    tf_jbuf_key(b, "payload");
+    tf_jbuf_raw(b, j->payload != NULL ? j->payload : "null");
+    tf_jbuf_key(b, "max_attempts");
+    tf_jbuf_int(b, j->max_attempts);
+    tf_jbuf_key(b, "executor");
+    tf_jbuf_raw(b, j->executor != NULL ? j->executor : "null");
+    tf_jbuf_key(b, "rule_id");
+    tf_jbuf_str(b, j->rule_id);
+    tf_jbuf_key(b, "correlation_id");
+    tf_jbuf_str(b, j->correlation_id);
+    tf_jbuf_key(b, "run_at");
+    int rc = tf_api_time(b, j->run_at_ms);
+    tf_jbuf_obj_close(b);
+    return rc;
+}
+
+static void tested(void *arg, int status, const tf_rule_outcome_t *o) {
+    tf_http_req_t *req = arg;
+    if (status == TF_ENOTFOUND) {
+        tf_http_respond_error(req, 404, "not_found", NO_RULE, NULL);
+        return;
+    }
+    if (status != 0) {
+        tf_api_respond_status(req, status);
+        return;
+    }
+    tf_jbuf_t b;
+    tf_jbuf_init(&b);
+    tf_jbuf_obj_open(&b);
+    tf_jbuf_key(&b, "condition");
+    tf_jbuf_bool(&b, o->condition);
+    tf_jbuf_key(&b, "jobs");
+    tf_jbuf_arr_open(&b);
+    int rc = 0;
+    for (size_t i = 0; i < o->njobs && rc == 0; i++) {
+        rc = write_job(&b, o->jobs[i]);
+    }
+    tf_jbuf_arr_close(&b);
+    tf_jbuf_key(&b, "state");
+    tf_jbuf_raw(&b, o->state_json != NULL ? o->state_json : "null");
+    tf_jbuf_key(&b, "error");
+    if (o->ok) {
+        tf_jbuf_null(&b);
+    } else {
+        tf_jbuf_obj_open(&b);
+        tf_jbuf_key(&b, "type");
+        tf_jbuf_str(&b, o->error_type);
+        tf_jbuf_key(&b, "message");
+        tf_jbuf_str(&b, o->error_message);
+        tf_jbuf_obj_close(&b);
+    }
+    tf_jbuf_obj_close(&b);
+    tf_api_respond_built(req, 200, &b, rc);
+}
+
+static void test_rule(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t *who) {
+    char id[TF_ID_LEN];
+    if (tf_api_path_id(req, "id", NO_RULE, id) != 0) {
+        return;
+    }
+    int answered = 0;
+    json_t *body = tf_api_body(req, 0, &answered);
+    if (answered) {
+        return;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(body, key, value) {
+        if (strcmp(key, "event") != 0) {
+            tf_api_invalid(req, key, "unknown field (known: event)");
+            json_decref(body); /* after: `key` is the body's */
+            return;
+        }
+    }
+    json_t *event = json_object_get(body, "event");
+    if (event != NULL && !json_is_object(event)) {
+        json_decref(body);
+        tf_api_invalid(req, "event", "event must be an object");
+        return;
+    }
+    char *event_json = event != NULL ? json_dumps(event, JSON_COMPACT) : NULL;
+    json_decref(body);
+    int rc = event != NULL && event_json == NULL
+                 ? TF_ENOMEM
+                 : tf_uc_rule_test(lp->uc, who->tenant_id, id, event_json, tested, req);
+    free(event_json);
+    if (rc != 0) {
+        tf_api_respond_status(req, rc);
+    }
+}
+
 const tf_api_route_t tf_api_rule_routes[] = {
     {"POST", "/v1/rules", TF_ROUTE_TENANT, post_rule},
     {"GET", "/v1/rules", TF_ROUTE_TENANT, list_rules},
@@ -321,5 +428,6 @@ const tf_api_route_t tf_api_rule_routes[] = {
     {"DELETE", "/v1/rules/{id}", TF_ROUTE_TENANT, delete_rule},
     {"POST", "/v1/rules/{id}/enable", TF_ROUTE_TENANT, enable_rule},
     {"POST", "/v1/rules/{id}/disable", TF_ROUTE_TENANT, disable_rule},
+    {"POST", "/v1/rules/{id}/test", TF_ROUTE_TENANT, test_rule},
 };
 const size_t tf_api_rule_routes_count = sizeof(tf_api_rule_routes) / sizeof(tf_api_rule_routes[0]);

@@ -96,6 +96,7 @@ struct tf_luaexec {
     tf_stdlib_t lib;
     tf_executor_t port;
     tf_script_checker_t checker;
+    tf_rule_evaluator_t evaluator;
     entry_t *entries;
     size_t nentries;
     void (*closed_cb)(void *arg);
@@ -751,6 +752,164 @@ static int check_executor(void *ctx, const char *tenant_id, const char *name, co
     return rc;
 }
 
+/* ---- evaluating a rule ---- */
+
+/* One evaluation: the condition's run, then the action's. */
+typedef struct {
+    vet_t vet; /* first: the call's user; make.children set for the action */
+    tf_luaexec_t *x;
+    children_t *children;
+    tf_rule_eval_cb cb;
+    void *arg;
+    char tenant_id[40], rule_id[40];
+    char key[TF_SCRIPT_NAME_MAX + 64], chunk[TF_SCRIPT_NAME_MAX + 16];
+    char *source, *event, *ctx, *correlation_id;
+    size_t source_len;
+} eval_t;
+
+static void eval_free(eval_t *e) {
+    if (e->children != NULL) {
+        children_free(e->children);
+    }
+    free(e->source);
+    free(e->event);
+    free(e->ctx);
+    free(e->correlation_id);
+    free(e);
+}
+
+/* Answers and frees `e`. */
+static void eval_end(eval_t *e, const tf_rule_outcome_t *o) {
+    tf_rule_outcome_t out = *o;
+    if (e->children != NULL) {
+        out.jobs = e->children->jobs;
+        out.njobs = e->children->n;
+    }
+    e->cb(e->arg, 0, &out);
+    eval_free(e);
+}
+
+static void eval_failed(eval_t *e, int condition, const char *type, const char *message) {
+    if (strcmp(type, "shutdown") == 0) { /* nothing was decided */
+        e->cb(e->arg, TF_ESHUTDOWN, NULL);
+        eval_free(e);
+        return;
+    }
+    tf_rule_outcome_t o = {
+        .ok = 0, .condition = condition, .error_type = type, .error_message = message};
+    if (e->children != NULL) {
+        children_free(e->children); /* a failed action creates nothing */
+        e->children = NULL;
+    }
+    eval_end(e, &o);
+}
+
+static int eval_start(eval_t *e, const char *function, tf_lua_done_fn done) {
+    const char *args[2] = {e->event, e->ctx};
+    int action = strcmp(function, "action") == 0;
+    e->vet.make.children = action ? &e->children : NULL;
+    tf_lua_call_t call = {.tenant_id = e->tenant_id,
+                          .module_key = e->key,
+                          .source = e->source,
+                          .source_len = e->source_len,
+                          .chunkname = e->chunk,
+                          .function = function,
+                          .args_json = args,
+                          .nargs = 2,
+                          .result_with_arg = action ? 2 : 0,
+                          .rule_id = e->rule_id,
+                          .correlation_id = e->correlation_id,
+                          .user = e};
+    return tf_lua_start(e->x->host, &call, done, e, NULL);
+}
+
+static void action_done(void *arg, const tf_lua_outcome_t *o) {
+    eval_t *e = arg;
+    if (o->status != TF_LUA_OK) {
+        eval_failed(e, 1, o->error_type, o->error_message);
+        return;
+    }
+    json_t *result = json_loads(o->result_json, 0, NULL);
+    json_t *state = json_object_get(json_object_get(result, "arg"), "state");
+    char *text = json_dumps(state != NULL ? state : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text == NULL) {
+        json_decref(result);
+        eval_failed(e, 1, "lua_memory", "out of memory reading ctx.state");
+        return;
+    }
+    tf_rule_outcome_t out = {.ok = 1, .condition = 1, .state_json = text};
+    eval_end(e, &out);
+    free(text);
+    json_decref(result);
+}
+
+static void condition_done(void *arg, const tf_lua_outcome_t *o) {
+    eval_t *e = arg;
+    if (o->status != TF_LUA_OK) {
+        eval_failed(e, 0, o->error_type, o->error_message);
+        return;
+    }
+    if (strcmp(o->result_json, "false") == 0) {
+        tf_rule_outcome_t out = {.ok = 1, .condition = 0};
+        eval_end(e, &out);
+        return;
+    }
+    if (strcmp(o->result_json, "true") != 0) {
+        char message[200];
+        snprintf(message, sizeof(message), "condition must return a boolean (it returned %.100s)",
+                 o->result_json);
+        eval_failed(e, 0, "rule_condition", message);
+        return;
+    }
+    int rc = eval_start(e, "action", action_done);
+    if (rc != 0) {
+        eval_failed(e, 1, "internal", "cannot start the action");
+    }
+}
+
+static char *dup_text(const char *s) {
+    return s != NULL ? strdup(s) : NULL;
+}
+
+static int evaluate_rule(void *ctx, const tf_rule_eval_t *req, tf_rule_eval_cb cb, void *arg) {
+    tf_luaexec_t *x = ctx;
+    eval_t *e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        return TF_ENOMEM;
+    }
+    e->x = x;
+    e->cb = cb;
+    e->arg = arg;
+    snprintf(e->vet.name, sizeof(e->vet.name), "%s", req->rule_name);
+    snprintf(e->tenant_id, sizeof(e->tenant_id), "%s", req->tenant_id);
+    snprintf(e->rule_id, sizeof(e->rule_id), "%s", req->rule_id);
+    snprintf(e->key, sizeof(e->key), "rule:%s@%d", req->rule_id, req->version);
+    snprintf(e->chunk, sizeof(e->chunk), "=rule %s", req->rule_name);
+    e->source = malloc(req->source_len + 1);
+    e->event = dup_text(req->event_json);
+    e->ctx = dup_text(req->ctx_json);
+    e->correlation_id = dup_text(req->correlation_id);
+    if (e->source == NULL || e->event == NULL || e->ctx == NULL ||
+        (req->correlation_id != NULL && e->correlation_id == NULL)) {
+        eval_free(e);
+        return TF_ENOMEM;
+    }
+    memcpy(e->source, req->source, req->source_len);
+    e->source[req->source_len] = '\0';
+    e->source_len = req->source_len;
+    e->vet.make = (maker_t){.tenant_id = e->tenant_id,
+                            .correlation_id = e->correlation_id,
+                            .parent_id = "",
+                            .rule_id = e->rule_id,
+                            .actor_kind = "rule"};
+    int rc = req->has_condition ? eval_start(e, "condition", condition_done)
+                                : eval_start(e, "action", action_done);
+    if (rc != 0) {
+        eval_free(e);
+    }
+    return rc;
+}
+
 /* ---- life ---- */
 
 int tf_luaexec_create(uv_loop_t *loop, const tf_luaexec_config_t *cfg, tf_luaexec_t **out) {
@@ -782,6 +941,7 @@ int tf_luaexec_create(uv_loop_t *loop, const tf_luaexec_config_t *cfg, tf_luaexe
         return rc;
     }
     x->port = (tf_executor_t){.kind = "lua", .ctx = x, .start = start, .cancel = cancel};
+    x->evaluator = (tf_rule_evaluator_t){.ctx = x, .evaluate = evaluate_rule};
     x->checker =
         (tf_script_checker_t){.ctx = x, .check_executor = check_executor, .check_rule = check_rule};
     *out = x;
@@ -790,6 +950,10 @@ int tf_luaexec_create(uv_loop_t *loop, const tf_luaexec_config_t *cfg, tf_luaexe
 
 const tf_executor_t *tf_luaexec_port(tf_luaexec_t *x) {
     return &x->port;
+}
+
+const tf_rule_evaluator_t *tf_luaexec_evaluator(tf_luaexec_t *x) {
+    return &x->evaluator;
 }
 
 const tf_script_checker_t *tf_luaexec_checker(tf_luaexec_t *x) {

@@ -55,6 +55,9 @@ const tf_executor_t *tf_luaexec_port(tf_luaexec_t *x);
 /* The checker of uploads, for the executors use case. */
 const tf_script_checker_t *tf_luaexec_checker(tf_luaexec_t *x);
 
+/* The rule evaluator port: rules run in their tenant's VM, like executors. */
+const tf_rule_evaluator_t *tf_luaexec_evaluator(tf_luaexec_t *x);
+
 /* Drops what is kept of executor `name` of `tenant_id` (both NULL: of
  * every executor). */
 void tf_luaexec_forget(tf_luaexec_t *x, const char *tenant_id, const char *name);

@@ -16,7 +16,7 @@
 #define SHA256_OF(x) "encode(sha256(convert_to(" x ", 'UTF8')), 'hex')"
 
 /* $1 id, $2 tenant, $3 name, $4 source, $5 kind, $6 trigger, $7 hook key,
- * $8 hook secret, $9 actor, $10 now: version 1, its sha256, no refusal,
+ * $8 hook secret, $9 actor, $10 now, $11 has_condition: version 1, its sha256, no refusal,
  * 1, enabled, the hook key (the update's columns).  A live rule of the same
  * name fails the statement (unique violation). */
 #define SQL_CREATE                                                                                 \
@@ -24,13 +24,14 @@
     "  hook_key, hook_secret, created_at, updated_at)"                                             \
     "  VALUES ($1::uuid, $2::uuid, $3, 1, $5, $6::jsonb, $7, $8, $10::timestamptz,"                \
     "  $10::timestamptz) RETURNING id),"                                                           \
-    " v AS (INSERT INTO rule_versions (rule_id, version, source, sha256, trigger, created_by,"     \
-    "  created_at) SELECT id, 1, $4, " SHA256_OF("$4") ", $6::jsonb, $9, $10::timestamptz FROM r"  \
+    " v AS (INSERT INTO rule_versions (rule_id, version, source, sha256, trigger, has_condition,"  \
+    "  created_by, created_at) SELECT id, 1, $4, " SHA256_OF("$4") ", $6::jsonb, $11::boolean, $9,"\
+    "  $10::timestamptz FROM r"                                                                    \
     "  RETURNING version, sha256)"                                                                 \
     " SELECT version, sha256, NULL::text, 1, true, $7 FROM v"
 
 /* $1 id, $2 tenant, $3 name, $4 source, $5 kind, $6 trigger, $7 actor,
- * $8 now: the new version and its sha256, or NULL with why ('missing' or
+ * $8 now, $9 has_condition: the new version and its sha256, or NULL with why ('missing' or
  * 'kind'); rows changed; whether the rule is enabled and its hook key.  A
  * name another live rule has fails the statement (unique violation). */
 #define SQL_UPDATE                                                                                 \
@@ -39,9 +40,9 @@
     " ok AS (SELECT id FROM cur WHERE trigger_kind = $5),"                                         \
     " nv AS (SELECT coalesce(max(version), 0) + 1 AS v FROM rule_versions"                         \
     "  WHERE rule_id = $1::uuid),"                                                                 \
-    " v AS (INSERT INTO rule_versions (rule_id, version, source, sha256, trigger, created_by,"     \
-    "  created_at) SELECT ok.id, nv.v, $4, " SHA256_OF("$4") ", $6::jsonb, $7, $8::timestamptz"    \
-    "  FROM ok, nv RETURNING version, sha256),"                                                    \
+    " v AS (INSERT INTO rule_versions (rule_id, version, source, sha256, trigger, has_condition,"  \
+    "  created_by, created_at) SELECT ok.id, nv.v, $4, " SHA256_OF("$4") ", $6::jsonb,"            \
+    "  $9::boolean, $7, $8::timestamptz FROM ok, nv RETURNING version, sha256),"                   \
     " u AS (UPDATE rules r SET name = $3, version = v.version, trigger = $6::jsonb,"               \
     "  updated_at = $8::timestamptz FROM v WHERE r.id = $1::uuid"                                  \
     "  RETURNING r.id, r.enabled, r.hook_key)"                                                     \
@@ -52,7 +53,8 @@
 
 #define RULE_COLUMNS                                                                               \
     "r.id::text, r.name, v.version, r.enabled, v.trigger::text, r.hook_key, v.sha256,"             \
-    " v.created_by, v.created_at, r.updated_at, v.trigger ->> 'cron', v.trigger ->> 'timezone'"
+    " v.created_by, v.created_at, r.updated_at, v.trigger ->> 'cron', v.trigger ->> 'timezone',"  \
+    " v.has_condition, r.trigger_kind"
 
 /* $1 tenant, $2 id. */
 #define SQL_GET                                                                                    \
@@ -131,7 +133,7 @@ static int put(void *ctx, int create, const tf_rule_put_t *put, tf_rule_put_cb c
     memcpy(source, put->source, put->source_len);
     source[put->source_len] = '\0';
     tf__pg_time_t now;
-    const char *values[10] = {
+    const char *values[11] = {
         put->id,          put->tenant_id, put->name, source, tf_trigger_kind_name(put->kind),
         put->trigger_json};
     int n = 6;
@@ -141,6 +143,7 @@ static int put(void *ctx, int create, const tf_rule_put_t *put, tf_rule_put_cb c
     }
     values[n++] = put->actor;
     values[n++] = tf__pg_time_param(put->now_ms, &now);
+    values[n++] = put->has_condition ? "true" : "false";
     int rc = tf__pg_run_pending(ctx, create ? "rule_create" : "rule_update", values, n, put_done,
                                 (void (*)(void))cb, arg);
     free(source);
@@ -175,9 +178,16 @@ static int decode_rule(const PGresult *res, int row, void *item) {
     }
     r->cron = tf__pg_text(res, row, 10);
     r->timezone = tf__pg_text(res, row, 11);
-    if (PQnfields(res) > 12) {
-        r->source = PQgetvalue(res, row, 12);
-        r->source_len = (size_t)PQgetlength(res, row, 12);
+    r->has_condition = tf__pg_bool(res, row, 12);
+    const char *kind = PQgetvalue(res, row, 13);
+    for (int k = TF_TRIGGER_CRON; k <= TF_TRIGGER_JOB; k++) {
+        if (strcmp(kind, tf_trigger_kind_name((tf_trigger_kind_t)k)) == 0) {
+            r->kind = (tf_trigger_kind_t)k;
+        }
+    }
+    if (PQnfields(res) > 14) {
+        r->source = PQgetvalue(res, row, 14);
+        r->source_len = (size_t)PQgetlength(res, row, 14);
     }
     return 0;
 }

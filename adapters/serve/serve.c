@@ -167,6 +167,7 @@ static int start_parts(uv_loop_t *loop, loop_t *lp) {
     int rc = tf_luaexec_create(loop, &lua_cfg, &lp->lua);
     if (rc == 0) {
         lp->uc.checker = tf_luaexec_checker(lp->lua);
+        lp->uc.evaluator = tf_luaexec_evaluator(lp->lua);
         rc = tf_submitter_create(&lp->uc, cfg->pg_pool_size, on_group, lp->s, &lp->api.submitter);
     }
     if (rc == 0) {
@@ -219,6 +220,7 @@ static void stop_executors(void *arg) {
         tf_luaexec_t *lua = lp->lua;
         lp->lua = NULL;
         lp->uc.checker = NULL;
+        lp->uc.evaluator = NULL;
         tf_luaexec_close(lua, stop_http_executor, lp);
     } else {
         stop_http_executor(lp);

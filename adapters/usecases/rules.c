@@ -10,6 +10,7 @@
 #include "adapters/usecases/executors.h"
 #include "engine/error.h"
 #include "engine/store.h"
+#include "engine/timefmt.h"
 
 typedef struct {
     tf_uc_t *uc;
@@ -109,6 +110,7 @@ static void checked(void *arg, int status, const char *message, const tf_rule_me
                          .source_len = u->len,
                          .kind = u->kind,
                          .trigger_json = u->trigger_json,
+                         .has_condition = meta->has_condition,
                          .hook_key = webhook ? u->hook_key : NULL,
                          .hook_secret = webhook ? u->hook_secret : NULL,
                          .actor = u->actor,
@@ -186,4 +188,87 @@ int64_t tf_uc_rule_next_fire(const tf_uc_t *uc, const tf_rule_t *rule) {
         return TF_TIME_NONE;
     }
     return next * 1000;
+}
+
+/* ---- the dry run ---- */
+
+typedef struct {
+    tf_uc_t *uc;
+    tf_uc_rule_test_cb cb;
+    void *arg;
+    char tenant_id[TF_ID_LEN];
+    char *event; /* NULL: a sample */
+} test_t;
+
+static void test_free(test_t *t) {
+    free(t->event);
+    free(t);
+}
+
+static void evaluated(void *arg, int status, const tf_rule_outcome_t *outcome) {
+    test_t *t = arg;
+    t->cb(t->arg, status, outcome);
+    test_free(t);
+}
+
+static void rule_read(void *arg, int status, const tf_rule_t *rule) {
+    test_t *t = arg;
+    if (status == 0 && rule == NULL) {
+        status = TF_ENOTFOUND;
+    }
+    if (status != 0) {
+        t->cb(t->arg, status, NULL);
+        test_free(t);
+        return;
+    }
+    int64_t now = tf_uc_now(t->uc);
+    char at[TF_TIME_STR_LEN + 1] = "";
+    tf_time_format(now, at);
+    char sample[200], ctx[600];
+    snprintf(sample, sizeof(sample), "{\"kind\":\"%s\",\"at\":\"%s\",\"sample\":true}",
+             tf_trigger_kind_name(rule->kind) != NULL ? tf_trigger_kind_name(rule->kind) : "", at);
+    /* Ids are UUIDs and names [A-Za-z0-9_.:-]: nothing to escape. */
+    snprintf(ctx, sizeof(ctx),
+             "{\"tenant\":{\"id\":\"%s\"},\"rule\":{\"id\":\"%s\",\"name\":\"%s\","
+             "\"version\":%d},\"state\":{},\"now\":%lld,\"dry_run\":true}",
+             t->tenant_id, rule->id, rule->name, rule->version, (long long)now);
+    char correlation[TF_ID_LEN];
+    tf_uc_new_id(t->uc, correlation);
+    tf_rule_eval_t req = {.tenant_id = t->tenant_id,
+                          .rule_id = rule->id,
+                          .rule_name = rule->name,
+                          .version = rule->version,
+                          .source = rule->source,
+                          .source_len = rule->source_len,
+                          .has_condition = rule->has_condition,
+                          .event_json = t->event != NULL ? t->event : sample,
+                          .ctx_json = ctx,
+                          .correlation_id = correlation};
+    const tf_rule_evaluator_t *ev = t->uc->evaluator;
+    int rc = ev->evaluate(ev->ctx, &req, evaluated, t);
+    if (rc != 0) {
+        t->cb(t->arg, rc, NULL);
+        test_free(t);
+    }
+}
+
+int tf_uc_rule_test(tf_uc_t *uc, const char *tenant_id, const char *id, const char *event_json,
+                    tf_uc_rule_test_cb cb, void *arg) {
+    if (uc->rules == NULL || uc->evaluator == NULL) {
+        return TF_EUNAVAIL;
+    }
+    test_t *t = calloc(1, sizeof(*t));
+    if (t == NULL || (event_json != NULL && (t->event = strdup(event_json)) == NULL)) {
+        free(t);
+        return TF_ENOMEM;
+    }
+    t->uc = uc;
+    t->cb = cb;
+    t->arg = arg;
+    snprintf(t->tenant_id, sizeof(t->tenant_id), "%s", tenant_id);
+    int rc = uc->rules->get(uc->rules->ctx, tenant_id, id, rule_read, t);
+    if (rc != 0) {
+        test_free(t);
+    }
+    return rc;
 }

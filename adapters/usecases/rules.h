@@ -42,6 +42,19 @@ typedef void (*tf_uc_rule_upload_cb)(void *arg, int status, const char *message,
 int tf_uc_rule_upload(tf_uc_t *uc, const tf_uc_rule_upload_t *up, tf_uc_rule_upload_cb cb,
                       void *arg, char *err, size_t errlen);
 
+/* status 0: how the dry run of the rule's current version went (the
+ * condition, and when it is true the action: the jobs it would create and
+ * ctx.state after it); nothing is written.  TF_ENOTFOUND: no such rule.
+ * Other TF_E* codes: the store or the evaluator failed. */
+typedef void (*tf_uc_rule_test_cb)(void *arg, int status, const tf_rule_outcome_t *outcome);
+
+/* A dry run of rule `id` on `event_json` (a JSON object; NULL: a sample
+ * event of the rule's trigger).  ctx is {tenant = {id}, rule = {id, name,
+ * version}, state = {}, now, dry_run = true}.  Returns 0 and calls `cb`
+ * later, or a TF_E* code and never calls it. */
+int tf_uc_rule_test(tf_uc_t *uc, const char *tenant_id, const char *id, const char *event_json,
+                    tf_uc_rule_test_cb cb, void *arg);
+
 /* The next time the rule fires after now: cron rules that are enabled
  * (their zone from the zones port); TF_TIME_NONE for every other rule, and
  * for a schedule that never fires. */

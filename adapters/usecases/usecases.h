@@ -35,6 +35,7 @@ typedef struct {
     const tf_script_store_t *scripts;     /* Lua executors; NULL: none on this node */
     const tf_script_checker_t *checker;   /* checks uploads; NULL: none */
     const tf_rule_store_t *rules;         /* automation rules; NULL: none on this node */
+    const tf_rule_evaluator_t *evaluator; /* runs rules; NULL: none */
     const tf_zone_source_t *zones;        /* time zones of cron triggers; NULL: UTC only */
 } tf_uc_t;
 

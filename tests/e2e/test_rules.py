@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Automation rules as a tenant uploads and manages them (issue 9, first
-part: rules are uploaded, checked, versioned, listed, enabled, disabled and
-deleted; they do not fire yet)."""
+"""Automation rules as a tenant uploads, manages and dry-runs them (issue 9,
+first part: rules are uploaded, checked, versioned, listed, enabled,
+disabled, deleted and tested; they do not fire yet)."""
 import datetime
 import uuid
 import zoneinfo
@@ -174,6 +174,89 @@ def test_another_tenant_sees_nothing():
     assert expect(get(f"/v1/rules/{mine['id']}"), 200)["trigger"]["event"] == "secret"
 
 
+def dry_run(rule_id, body=None, token=None):
+    return tf.request("POST", f"/v1/rules/{rule_id}/test", body, headers=auth(token or KEY))
+
+
+def jobs_of_rule(rule_id):
+    return db.sql(f"SELECT count(*) FROM jobs WHERE rule_id = '{rule_id}'")
+
+
+def test_a_dry_run_shows_the_condition_the_jobs_and_the_state_and_writes_nothing():
+    src = ('return {\n  name = "big-payments",\n  trigger = tf.event("payment.received"),\n'
+           '  condition = function(ev, ctx) return ev.amount > 100 end,\n'
+           '  action = function(ev, ctx)\n'
+           '    tf.enqueue{type = "Fulfil", queue = "orders", payload = {amount = ev.amount},\n'
+           '               priority = 3}\n'
+           '    ctx.state.last = ev.amount\n'
+           '    ctx.state.rule = ctx.rule.name\n'
+           '  end,\n}\n')
+    r = expect(post(src), 201)
+    before = stored()
+    got = expect(dry_run(r["id"], {"event": {"amount": 150}}), 200)
+    assert got["condition"] is True and got["error"] is None, got
+    assert got["state"] == {"last": 150, "rule": "big-payments"}, got
+    [job] = got["jobs"]
+    assert job["type"] == "Fulfil" and job["queue"] == "orders" and job["priority"] == 3, job
+    assert job["payload"] == {"amount": 150} and job["rule_id"] == r["id"], job
+    assert harness.is_uuid(job["id"]) and harness.is_uuid(job["correlation_id"]), job
+    got = expect(dry_run(r["id"], {"event": {"amount": 50}}), 200)
+    assert got == {"condition": False, "jobs": [], "state": None, "error": None}, got
+    # Nothing was written: no job, no version, no state.
+    assert jobs_of_rule(r["id"]) == "0" and stored() == before
+    expect(get(f"/v1/jobs/{job['id']}"), 404, "not_found")
+
+
+def test_dry_run_errors_are_reported_not_raised():
+    cases = [
+        ("cond-not-bool", "  condition = function(ev, ctx) return 'yes' end,\n",
+         "  action = function(ev, ctx) end,\n", "rule_condition",
+         'condition must return a boolean (it returned "yes")'),
+        ("cond-error", "  condition = function(ev, ctx) return ev.x.y end,\n",
+         "  action = function(ev, ctx) end,\n", "lua_error", "attempt to index"),
+        ("action-error", "",
+         "  action = function(ev, ctx) tf.enqueue{type = 'A'} error('no way') end,\n",
+         "lua_error", "no way"),
+        ("bad-job", "", "  action = function(ev, ctx) tf.enqueue{type = 'A', queue = 'b q'} end,\n",
+         "lua_error", "tf.enqueue: queue:"),
+        ("spins", "", "  action = function(ev, ctx) while true do end end,\n", "lua_budget", ""),
+        ("enqueue-in-condition",
+         "  condition = function(ev, ctx) tf.enqueue{type = 'A'} return true end,\n",
+         "  action = function(ev, ctx) end,\n", "lua_error", "only the run of a job or a rule"),
+    ]
+    for name, condition, action, etype, fragment in cases:
+        src = (f'return {{\n  name = "{name}",\n  trigger = tf.event("e"),\n{condition}'
+               f'{action}}}\n')
+        r = expect(post(src), 201)
+        got = expect(dry_run(r["id"], {"event": {}}), 200)
+        assert got["error"] is not None and got["error"]["type"] == etype, (name, got)
+        assert fragment in got["error"]["message"], (name, got)
+        assert got["jobs"] == [] and got["state"] is None, (name, got)
+        assert jobs_of_rule(r["id"]) == "0"
+
+
+def test_dry_run_inputs():
+    r = expect(post(rule("sampled", "tf.cron('@hourly')").replace(
+        "action = function(ev, ctx) end",
+        "action = function(ev, ctx) ctx.state.kind = ev.kind; ctx.state.sample = ev.sample end")),
+        201)
+    got = expect(dry_run(r["id"]), 200)  # no body: a sample event of the trigger
+    assert got["condition"] is True and got["state"] == {"kind": "cron", "sample": True}, got
+    got = expect(dry_run(r["id"], {}), 200)
+    assert got["state"]["kind"] == "cron", got
+    expect(dry_run(r["id"], {"event": [1]}), 422, "validation_failed", "event")
+    expect(dry_run(r["id"], {"event": "x"}), 422, "validation_failed", "event")
+    expect(dry_run(r["id"], {"event": {}, "extra": 1}), 422, "validation_failed", "extra")
+    bad = tf.request("POST", f"/v1/rules/{r['id']}/test", b"{not json",
+                     headers=auth(KEY, **{"Content-Type": "application/json"}))
+    expect(bad, 400)
+    expect(dry_run("not-an-id"), 404, "not_found")
+    expect(dry_run(str(uuid.uuid4())), 404, "not_found")
+    expect(dry_run(r["id"], token=OTHER_KEY), 404, "not_found")
+    expect(call("DELETE", f"/v1/rules/{r['id']}"), 204)
+    expect(dry_run(r["id"]), 404, "not_found")
+
+
 if __name__ == "__main__":
     db = Database("rules")
     tf = TaskFlow(db.url, env={"TASKFLOW_ADMIN_TOKEN": ADMIN})
@@ -183,7 +266,10 @@ if __name__ == "__main__":
         run_tests([test_each_trigger_kind_is_created_and_read_back,
                    test_versions_enable_disable_delete,
                    test_bad_rules_are_refused_and_nothing_is_stored,
-                   test_another_tenant_sees_nothing])
+                   test_another_tenant_sees_nothing,
+                   test_a_dry_run_shows_the_condition_the_jobs_and_the_state_and_writes_nothing,
+                   test_dry_run_errors_are_reported_not_raised,
+                   test_dry_run_inputs])
     finally:
         tf.stop()
         db.drop()

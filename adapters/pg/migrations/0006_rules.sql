@@ -35,6 +35,7 @@ CREATE TABLE rule_versions (
     source      text NOT NULL,
     sha256      text NOT NULL,
     trigger     jsonb NOT NULL,
+    has_condition boolean NOT NULL,
     created_by  text,
     created_at  timestamptz NOT NULL,
     PRIMARY KEY (rule_id, version)
