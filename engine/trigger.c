@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine/error.h"
+#include "engine/jsonstr.h"
 
 const char *tf_trigger_kind_name(tf_trigger_kind_t kind) {
     switch (kind) {
@@ -68,46 +69,25 @@ int tf_webhook_scheme_valid(const char *scheme) {
     return one_of(scheme, schemes);
 }
 
-/* What tf_trigger_json writes into: `len` counts past `cap`. */
 typedef struct {
     char *out;
     size_t cap, len;
 } sink_t;
 
 static void put(sink_t *s, const char *text) {
-    size_t n = strlen(text);
-    if (s->len + n < s->cap) {
-        memcpy(s->out + s->len, text, n + 1);
-    }
-    s->len += n;
+    tf_json_raw(s->out, s->cap, &s->len, text);
 }
 
-/* `v` as a JSON string, or null when empty and `null_empty`. */
-static void put_string(sink_t *s, const char *v, int null_empty) {
-    if (null_empty && v[0] == '\0') {
-        put(s, "null");
-        return;
-    }
-    put(s, "\"");
-    for (const unsigned char *p = (const unsigned char *)v; *p != '\0'; p++) {
-        char buf[8];
-        if (*p == '"' || *p == '\\') {
-            snprintf(buf, sizeof(buf), "\\%c", *p);
-        } else if (*p < 0x20) {
-            snprintf(buf, sizeof(buf), "\\u%04x", *p);
-        } else {
-            buf[0] = (char)*p, buf[1] = '\0';
-        }
-        put(s, buf);
-    }
-    put(s, "\"");
-}
-
+/* ,"key":"v" (null for an empty `v` when `null_empty`). */
 static void put_field(sink_t *s, const char *key, const char *v, int null_empty) {
     put(s, ",\"");
     put(s, key);
     put(s, "\":");
-    put_string(s, v, null_empty);
+    if (null_empty && v[0] == '\0') {
+        put(s, "null");
+    } else {
+        tf_json_quote(s->out, s->cap, &s->len, v);
+    }
 }
 
 int tf_trigger_json(const tf_trigger_t *t, char *out, size_t cap) {
@@ -118,7 +98,7 @@ int tf_trigger_json(const tf_trigger_t *t, char *out, size_t cap) {
     sink_t s = {out, cap, 0};
     out[0] = '\0';
     put(&s, "{\"kind\":");
-    put_string(&s, kind, 0);
+    tf_json_quote(out, cap, &s.len, kind);
     switch (t->kind) {
     case TF_TRIGGER_CRON:
         put_field(&s, "cron", t->cron, 0);

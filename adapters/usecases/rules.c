@@ -9,6 +9,7 @@
 
 #include "adapters/usecases/executors.h"
 #include "engine/error.h"
+#include "engine/jsonstr.h"
 #include "engine/store.h"
 #include "engine/timefmt.h"
 
@@ -196,12 +197,14 @@ typedef struct {
     tf_uc_t *uc;
     tf_uc_rule_test_cb cb;
     void *arg;
-    char tenant_id[TF_ID_LEN];
-    char *event; /* NULL: a sample */
+    char tenant_id[TF_ID_LEN], id[TF_ID_LEN];
+    char *event;  /* NULL: a sample */
+    char *tenant; /* ctx.tenant: {id, name, plan, attributes} */
 } test_t;
 
 static void test_free(test_t *t) {
     free(t->event);
+    free(t->tenant);
     free(t);
 }
 
@@ -224,14 +227,22 @@ static void rule_read(void *arg, int status, const tf_rule_t *rule) {
     int64_t now = tf_uc_now(t->uc);
     char at[TF_TIME_STR_LEN + 1] = "";
     tf_time_format(now, at);
-    char sample[200], ctx[600];
+    char sample[200], ctx_head[400];
     snprintf(sample, sizeof(sample), "{\"kind\":\"%s\",\"at\":\"%s\",\"sample\":true}",
              tf_trigger_kind_name(rule->kind) != NULL ? tf_trigger_kind_name(rule->kind) : "", at);
-    /* Ids are UUIDs and names [A-Za-z0-9_.:-]: nothing to escape. */
-    snprintf(ctx, sizeof(ctx),
-             "{\"tenant\":{\"id\":\"%s\"},\"rule\":{\"id\":\"%s\",\"name\":\"%s\","
-             "\"version\":%d},\"state\":{},\"now\":%lld,\"dry_run\":true}",
-             t->tenant_id, rule->id, rule->name, rule->version, (long long)now);
+    /* Ids are UUIDs and rule names [A-Za-z0-9_.:-]: nothing to escape. */
+    snprintf(ctx_head, sizeof(ctx_head),
+             "{\"rule\":{\"id\":\"%s\",\"name\":\"%s\",\"version\":%d},\"state\":{},"
+             "\"now\":%lld,\"dry_run\":true,\"tenant\":",
+             rule->id, rule->name, rule->version, (long long)now);
+    size_t need = strlen(ctx_head) + strlen(t->tenant) + 2;
+    char *ctx = malloc(need);
+    if (ctx == NULL) {
+        t->cb(t->arg, TF_ENOMEM, NULL);
+        test_free(t);
+        return;
+    }
+    snprintf(ctx, need, "%s%s}", ctx_head, t->tenant);
     char correlation[TF_ID_LEN];
     tf_uc_new_id(t->uc, correlation);
     tf_rule_eval_t req = {.tenant_id = t->tenant_id,
@@ -246,15 +257,54 @@ static void rule_read(void *arg, int status, const tf_rule_t *rule) {
                           .correlation_id = correlation};
     const tf_rule_evaluator_t *ev = t->uc->evaluator;
     int rc = ev->evaluate(ev->ctx, &req, evaluated, t);
+    free(ctx); /* copied */
     if (rc != 0) {
         t->cb(t->arg, rc, NULL);
         test_free(t);
     }
 }
 
+/* ctx.tenant, then the rule. */
+static void tenant_read(void *arg, int status, const tf_tenant_t *tenant) {
+    test_t *t = arg;
+    if (status == 0 && tenant == NULL) {
+        status = TF_ENOTFOUND;
+    }
+    size_t len = 0, cap = 0;
+    for (int pass = 0; status == 0 && pass < 2; pass++) {
+        len = 0;
+        char *out = t->tenant;
+        tf_json_raw(out, cap, &len, "{\"id\":");
+        tf_json_quote(out, cap, &len, tenant->id);
+        tf_json_raw(out, cap, &len, ",\"name\":");
+        tf_json_quote(out, cap, &len, tenant->name);
+        tf_json_raw(out, cap, &len, ",\"plan\":");
+        if (tenant->plan != NULL) {
+            tf_json_quote(out, cap, &len, tenant->plan);
+        } else {
+            tf_json_raw(out, cap, &len, "null");
+        }
+        tf_json_raw(out, cap, &len, ",\"attributes\":");
+        tf_json_raw(out, cap, &len, tenant->attributes != NULL ? tenant->attributes : "{}");
+        tf_json_raw(out, cap, &len, "}");
+        if (pass == 0) { /* measured: now write it */
+            cap = len + 1;
+            t->tenant = malloc(cap);
+            status = t->tenant != NULL ? 0 : TF_ENOMEM;
+        }
+    }
+    if (status == 0) {
+        status = t->uc->rules->get(t->uc->rules->ctx, t->tenant_id, t->id, rule_read, t);
+    }
+    if (status != 0) {
+        t->cb(t->arg, status, NULL);
+        test_free(t);
+    }
+}
+
 int tf_uc_rule_test(tf_uc_t *uc, const char *tenant_id, const char *id, const char *event_json,
                     tf_uc_rule_test_cb cb, void *arg) {
-    if (uc->rules == NULL || uc->evaluator == NULL) {
+    if (uc->rules == NULL || uc->evaluator == NULL || uc->tenants == NULL) {
         return TF_EUNAVAIL;
     }
     test_t *t = calloc(1, sizeof(*t));
@@ -266,7 +316,8 @@ int tf_uc_rule_test(tf_uc_t *uc, const char *tenant_id, const char *id, const ch
     t->cb = cb;
     t->arg = arg;
     snprintf(t->tenant_id, sizeof(t->tenant_id), "%s", tenant_id);
-    int rc = uc->rules->get(uc->rules->ctx, tenant_id, id, rule_read, t);
+    snprintf(t->id, sizeof(t->id), "%s", id);
+    int rc = uc->tenants->tenant_get(uc->tenants->ctx, tenant_id, tenant_read, t);
     if (rc != 0) {
         test_free(t);
     }

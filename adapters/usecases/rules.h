@@ -49,8 +49,9 @@ int tf_uc_rule_upload(tf_uc_t *uc, const tf_uc_rule_upload_t *up, tf_uc_rule_upl
 typedef void (*tf_uc_rule_test_cb)(void *arg, int status, const tf_rule_outcome_t *outcome);
 
 /* A dry run of rule `id` on `event_json` (a JSON object; NULL: a sample
- * event of the rule's trigger).  ctx is {tenant = {id}, rule = {id, name,
- * version}, state = {}, now, dry_run = true}.  Returns 0 and calls `cb`
+ * event of the rule's trigger).  ctx is {tenant = {id, name, plan,
+ * attributes}, rule = {id, name, version}, state = {}, now, dry_run =
+ * true}.  Returns 0 and calls `cb`
  * later, or a TF_E* code and never calls it. */
 int tf_uc_rule_test(tf_uc_t *uc, const char *tenant_id, const char *id, const char *event_json,
                     tf_uc_rule_test_cb cb, void *arg);

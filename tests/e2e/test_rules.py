@@ -235,6 +235,29 @@ def test_dry_run_errors_are_reported_not_raised():
         assert jobs_of_rule(r["id"]) == "0"
 
 
+def test_a_dry_run_sees_the_tenant():
+    expect(tf.request("PATCH", f"/v1/admin/tenants/{TENANT}",
+                      {"plan": "pro", "attributes": {"usage": 7, "region": "eu \"north\""}},
+                      headers=auth(ADMIN)), 200)
+    src = ('return {\n  name = "billing-dry",\n  trigger = tf.cron("0 7 * * *",'
+           ' {timezone = "Europe/Oslo"}),\n'
+           '  condition = function(ev, ctx) return ctx.tenant.plan == "pro" end,\n'
+           '  action = function(ev, ctx)\n'
+           '    ctx.state.usage = ctx.tenant.attributes.usage\n'
+           '    ctx.state.region = ctx.tenant.attributes.region\n'
+           '    ctx.state.tenant = ctx.tenant.id\n'
+           '    ctx.state.name = ctx.tenant.name\n'
+           '  end,\n}\n')
+    r = expect(post(src), 201)
+    got = expect(dry_run(r["id"]), 200)
+    assert got["condition"] is True and got["error"] is None, got
+    assert got["state"]["usage"] == 7 and got["state"]["region"] == 'eu "north"', got
+    assert got["state"]["tenant"] == TENANT and got["state"]["name"].startswith("rules-"), got
+    expect(tf.request("PATCH", f"/v1/admin/tenants/{TENANT}", {"plan": "free"},
+                      headers=auth(ADMIN)), 200)
+    assert expect(dry_run(r["id"]), 200)["condition"] is False
+
+
 def test_dry_run_inputs():
     r = expect(post(rule("sampled", "tf.cron('@hourly')").replace(
         "action = function(ev, ctx) end",
@@ -269,6 +292,7 @@ if __name__ == "__main__":
                    test_another_tenant_sees_nothing,
                    test_a_dry_run_shows_the_condition_the_jobs_and_the_state_and_writes_nothing,
                    test_dry_run_errors_are_reported_not_raised,
+                   test_a_dry_run_sees_the_tenant,
                    test_dry_run_inputs])
     finally:
         tf.stop()
