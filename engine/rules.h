@@ -36,6 +36,7 @@ typedef struct {
     const char *trigger_json; /* {"kind": ..., ...}: docs/api.md, "Rule" */
     const char *cron, *timezone; /* cron triggers: the expression and zone; NULL otherwise */
     const char *hook_key;     /* webhook rules; NULL otherwise */
+    const char *state_json;   /* ctx.state as stored (event_rules; NULL: none yet) */
     const char *source;       /* NULL in listings */
     size_t source_len;
     const char *sha256;
@@ -71,6 +72,46 @@ typedef void (*tf_rule_get_cb)(void *arg, int status, const tf_rule_t *rule);
 typedef void (*tf_rule_list_cb)(void *arg, int status, const tf_rule_t *rules, size_t n);
 typedef void (*tf_rule_status_cb)(void *arg, int status);
 
+/* One firing of a rule, recorded with what it created. */
+typedef enum {
+    TF_RULE_RUN_FIRED = 0,    /* the action ran */
+    TF_RULE_RUN_NOT_MATCHED,  /* the condition was false */
+    TF_RULE_RUN_FAILED,       /* the condition or the action failed: nothing created */
+    TF_RULE_RUN_SKIPPED,      /* a fire time not run (reason in error_message) */
+} tf_rule_run_outcome_t;
+
+typedef struct {
+    const char *tenant_id, *id, *rule_id;
+    int version;
+    const char *trigger;   /* "event:<name>", "cron", "webhook", "job.<event>" */
+    const char *dedup_key; /* at most one run per rule and key; NULL: none */
+    int64_t at_ms;
+    tf_rule_run_outcome_t outcome;
+    int condition; /* -1: not evaluated, 0, 1 */
+    const char *error_type, *error_message;
+    int64_t duration_ms;
+    const char *state_json; /* the new ctx.state; NULL: unchanged */
+    const tf_new_job_t *const *jobs;
+    size_t njobs;
+} tf_rule_run_t;
+
+/* A recorded run, as listed. */
+typedef struct {
+    const char *id, *rule_id;
+    int version;
+    const char *trigger, *dedup_key;
+    int64_t at_ms;
+    tf_rule_run_outcome_t outcome;
+    int condition;
+    const char *jobs_json; /* JSON array of job ids */
+    const char *error_type, *error_message;
+    int64_t duration_ms;
+} tf_rule_run_row_t;
+
+/* recorded 0: a run of that rule and dedup_key exists; nothing written. */
+typedef void (*tf_rule_recorded_cb)(void *arg, int status, int recorded);
+typedef void (*tf_rule_runs_cb)(void *arg, int status, const tf_rule_run_row_t *runs, size_t n);
+
 typedef struct {
     void *ctx;
     /* Creates the rule with version 1: TF_ECONFLICT when the tenant has a
@@ -93,6 +134,17 @@ typedef struct {
     /* Deletes the live rule (TF_ENOTFOUND when there is none). */
     int (*remove)(void *ctx, const char *tenant_id, const char *id, int64_t now_ms,
                   tf_rule_status_cb cb, void *arg);
+    /* The tenant's enabled live rules triggered by custom event `name`,
+     * with source and stored state. */
+    int (*event_rules)(void *ctx, const char *tenant_id, const char *name, tf_rule_list_cb cb,
+                       void *arg);
+    /* Records the run, its jobs and the new state in one transaction;
+     * nothing when the rule already has a run with that dedup_key. */
+    int (*record_run)(void *ctx, const tf_rule_run_t *run, tf_rule_recorded_cb cb, void *arg);
+    /* The rule's runs, newest first: at most `limit`, before run id
+     * `before_id` (NULL: from the newest), only `outcome` (-1: any). */
+    int (*runs)(void *ctx, const char *tenant_id, const char *rule_id, const char *before_id,
+                int outcome, int limit, tf_rule_runs_cb cb, void *arg);
 } tf_rule_store_t;
 
 /* What checking an uploaded rule found in its returned table. */

@@ -15,6 +15,10 @@
  *   POST   /v1/rules/{id}/test       body {"event": {...}} (optional): a dry
  *          run of the current version, nothing written: 200 {"condition",
  *          "jobs", "state", "error"}
+ *   GET    /v1/rules/{id}/runs       {"runs": [RuleRun...], "next_cursor"}:
+ *          newest first; ?limit=, ?cursor= (the last run's id), ?outcome=
+ *   POST   /v1/events                {"name", "data"?, "id"?}: 202 {"runs":
+ *          [...]} for the tenant's enabled rules triggered by that name
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +27,7 @@
 #include <openssl/rand.h>
 
 #include "adapters/api/routes.h"
+#include "adapters/usecases/events.h"
 #include "adapters/usecases/rules.h"
 #include "engine/error.h"
 #include "engine/hex.h"
@@ -420,6 +425,225 @@ static void test_rule(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_
     }
 }
 
+/* ---- runs ---- */
+
+static const char *const outcome_names[] = {"fired", "not_matched", "failed", "skipped"};
+
+static void write_error(tf_jbuf_t *b, const char *type, const char *message) {
+    tf_jbuf_key(b, "error");
+    if (type == NULL) {
+        tf_jbuf_null(b);
+        return;
+    }
+    tf_jbuf_obj_open(b);
+    tf_jbuf_key(b, "type");
+    tf_jbuf_str(b, type);
+    tf_jbuf_key(b, "message");
+    tf_jbuf_str(b, message);
+    tf_jbuf_obj_close(b);
+}
+
+static void write_condition(tf_jbuf_t *b, int condition) {
+    tf_jbuf_key(b, "condition");
+    if (condition < 0) {
+        tf_jbuf_null(b);
+    } else {
+        tf_jbuf_bool(b, condition);
+    }
+}
+
+typedef struct {
+    tf_http_req_t *req;
+    tf_api_loop_t *lp;
+    char tenant_id[TF_ID_LEN], id[TF_ID_LEN], cursor[TF_ID_LEN];
+    int outcome, limit;
+} runs_t;
+
+static void runs_read(void *arg, int status, const tf_rule_run_row_t *runs, size_t n) {
+    runs_t *q = arg;
+    if (status != 0) {
+        tf_api_respond_status(q->req, status);
+        free(q);
+        return;
+    }
+    tf_jbuf_t b;
+    tf_jbuf_init(&b);
+    tf_jbuf_obj_open(&b);
+    tf_jbuf_key(&b, "runs");
+    tf_jbuf_arr_open(&b);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const tf_rule_run_row_t *r = &runs[i];
+        tf_jbuf_obj_open(&b);
+        tf_jbuf_key(&b, "id");
+        tf_jbuf_str(&b, r->id);
+        tf_jbuf_key(&b, "rule_id");
+        tf_jbuf_str(&b, r->rule_id);
+        tf_jbuf_key(&b, "version");
+        tf_jbuf_int(&b, r->version);
+        tf_jbuf_key(&b, "trigger");
+        tf_jbuf_str(&b, r->trigger);
+        tf_jbuf_key(&b, "event_id");
+        tf_jbuf_str(&b, r->dedup_key);
+        tf_jbuf_key(&b, "at");
+        rc = tf_api_time(&b, r->at_ms);
+        tf_jbuf_key(&b, "outcome");
+        tf_jbuf_str(&b, outcome_names[r->outcome]);
+        write_condition(&b, r->condition);
+        tf_jbuf_key(&b, "jobs");
+        tf_jbuf_raw(&b, r->jobs_json);
+        write_error(&b, r->error_type, r->error_message);
+        tf_jbuf_key(&b, "duration_ms");
+        tf_jbuf_int(&b, r->duration_ms);
+        tf_jbuf_obj_close(&b);
+    }
+    tf_jbuf_arr_close(&b);
+    tf_jbuf_key(&b, "next_cursor");
+    tf_jbuf_str(&b, n == (size_t)q->limit ? runs[n - 1].id : NULL);
+    tf_jbuf_obj_close(&b);
+    tf_api_respond_built(q->req, 200, &b, rc);
+    free(q);
+}
+
+/* The rule must be live and the tenant's: then its runs. */
+static void runs_rule_read(void *arg, int status, const tf_rule_t *rule) {
+    runs_t *q = arg;
+    const tf_rule_store_t *s = q->lp->uc->rules;
+    if (status == 0 && rule == NULL) {
+        tf_http_respond_error(q->req, 404, "not_found", NO_RULE, NULL);
+        free(q);
+        return;
+    }
+    if (status == 0) {
+        status = s->runs(s->ctx, q->tenant_id, q->id, q->cursor[0] != '\0' ? q->cursor : NULL,
+                         q->outcome, q->limit, runs_read, q);
+    }
+    if (status != 0) {
+        tf_api_respond_status(q->req, status);
+        free(q);
+    }
+}
+
+static void list_runs(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t *who) {
+    const tf_rule_store_t *s = lp->uc->rules;
+    runs_t *q = calloc(1, sizeof(*q));
+    if (q == NULL || s == NULL) {
+        free(q);
+        tf_api_respond_status(req, s == NULL ? TF_EUNAVAIL : TF_ENOMEM);
+        return;
+    }
+    q->req = req;
+    q->lp = lp;
+    q->outcome = -1;
+    snprintf(q->tenant_id, sizeof(q->tenant_id), "%s", who->tenant_id);
+    if (tf_api_path_id(req, "id", NO_RULE, q->id) != 0 || (q->limit = tf_api_limit(req)) < 0) {
+        free(q);
+        return;
+    }
+    const char *cursor = tf_http_req_query(req, "cursor");
+    tf_uuid_t parsed;
+    if (cursor != NULL && tf_uuid_parse(cursor, &parsed) != 0) {
+        free(q);
+        tf_api_invalid(req, "cursor", "cursor must be the next_cursor of the previous page");
+        return;
+    }
+    if (cursor != NULL) {
+        tf_uuid_format(&parsed, q->cursor);
+    }
+    const char *outcome = tf_http_req_query(req, "outcome");
+    for (int i = 0; outcome != NULL && i <= TF_RULE_RUN_SKIPPED; i++) {
+        q->outcome = strcmp(outcome, outcome_names[i]) == 0 ? i : q->outcome;
+    }
+    if (outcome != NULL && q->outcome < 0) {
+        free(q);
+        tf_api_invalid(req, "outcome", "outcome must be fired, not_matched, failed or skipped");
+        return;
+    }
+    int rc = s->get(s->ctx, q->tenant_id, q->id, runs_rule_read, q);
+    if (rc != 0) {
+        free(q);
+        tf_api_respond_status(req, rc);
+    }
+}
+
+/* ---- events ---- */
+
+static void events_fired(void *arg, int status, const tf_uc_fired_t *runs, size_t n) {
+    tf_http_req_t *req = arg;
+    if (status != 0) {
+        tf_api_respond_status(req, status);
+        return;
+    }
+    tf_jbuf_t b;
+    tf_jbuf_init(&b);
+    tf_jbuf_obj_open(&b);
+    tf_jbuf_key(&b, "runs");
+    tf_jbuf_arr_open(&b);
+    for (size_t i = 0; i < n; i++) {
+        const tf_uc_fired_t *r = &runs[i];
+        tf_jbuf_obj_open(&b);
+        tf_jbuf_key(&b, "rule_id");
+        tf_jbuf_str(&b, r->rule_id);
+        tf_jbuf_key(&b, "run_id");
+        tf_jbuf_str(&b, r->run_id);
+        tf_jbuf_key(&b, "outcome");
+        tf_jbuf_str(&b, r->duplicate ? "duplicate" : outcome_names[r->outcome]);
+        write_condition(&b, r->duplicate ? -1 : r->condition);
+        tf_jbuf_key(&b, "jobs");
+        tf_jbuf_arr_open(&b);
+        for (size_t k = 0; k < r->njobs; k++) {
+            tf_jbuf_str(&b, r->job_ids[k]);
+        }
+        tf_jbuf_arr_close(&b);
+        write_error(&b, r->duplicate ? NULL : r->error_type, r->error_message);
+        tf_jbuf_obj_close(&b);
+    }
+    tf_jbuf_arr_close(&b);
+    tf_jbuf_obj_close(&b);
+    tf_api_respond_jbuf(req, 202, &b);
+}
+
+static void post_event(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t *who) {
+    json_t *body = tf_api_object_body(req, "an event {\"name\", \"data\", \"id\"}");
+    if (body == NULL) {
+        return;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(body, key, value) {
+        if (strcmp(key, "name") != 0 && strcmp(key, "data") != 0 && strcmp(key, "id") != 0) {
+            tf_api_invalid(req, key, "unknown field (known: name, data, id)");
+            json_decref(body); /* after: `key` is the body's */
+            return;
+        }
+    }
+    json_t *name = json_object_get(body, "name"), *id = json_object_get(body, "id");
+    json_t *data = json_object_get(body, "data");
+    if (!json_is_string(name) || (id != NULL && !json_is_string(id))) {
+        tf_api_invalid(req, json_is_string(name) ? "id" : "name",
+                       json_is_string(name) ? "id must be a string" : "name must be a string");
+        json_decref(body);
+        return;
+    }
+    char *data_text = data != NULL ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    tf_uc_event_t ev = {.tenant_id = who->tenant_id,
+                        .name = json_string_value(name),
+                        .data_json = data_text,
+                        .id = id != NULL ? json_string_value(id) : NULL};
+    char err[200];
+    int rc = data != NULL && data_text == NULL
+                 ? TF_ENOMEM
+                 : tf_uc_event_post(lp->uc, &ev, events_fired, req, err, sizeof(err));
+    if (rc == TF_EINVAL) {
+        /* The use case names the field first: "an event's id ..." or name. */
+        tf_api_invalid(req, strncmp(err, "an event's id", 13) == 0 ? "id" : "name", err);
+    } else if (rc != 0) {
+        tf_api_respond_status(req, rc);
+    }
+    free(data_text);
+    json_decref(body);
+}
+
 const tf_api_route_t tf_api_rule_routes[] = {
     {"POST", "/v1/rules", TF_ROUTE_TENANT, post_rule},
     {"GET", "/v1/rules", TF_ROUTE_TENANT, list_rules},
@@ -429,5 +653,7 @@ const tf_api_route_t tf_api_rule_routes[] = {
     {"POST", "/v1/rules/{id}/enable", TF_ROUTE_TENANT, enable_rule},
     {"POST", "/v1/rules/{id}/disable", TF_ROUTE_TENANT, disable_rule},
     {"POST", "/v1/rules/{id}/test", TF_ROUTE_TENANT, test_rule},
+    {"GET", "/v1/rules/{id}/runs", TF_ROUTE_TENANT, list_runs},
+    {"POST", "/v1/events", TF_ROUTE_TENANT, post_event},
 };
 const size_t tf_api_rule_routes_count = sizeof(tf_api_rule_routes) / sizeof(tf_api_rule_routes[0]);

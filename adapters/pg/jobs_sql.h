@@ -53,17 +53,25 @@ enum {
     " type text, priority int2, payload jsonb, max_attempts int, retry_policy jsonb,"              \
     " timeout_ms int, executor jsonb, metadata jsonb, idempotency_key text, request_hash text,"    \
     " correlation_id text, parent_id uuid, rule_id uuid, depends_on uuid[], run_at timestamptz,"   \
-    " created_at timestamptz, scheduled bool, actor text, parent_token uuid)" filter "),"
+    " created_at timestamptz, scheduled bool, actor text, guard uuid)" filter "),"
 
 #define TF_SQL_SUBMIT TF_SQL_SUBMIT_INPUT("") TF_SQL_SUBMIT_REST
 
 /* The jobs a Lua run enqueued (tf.enqueue), in the transaction that ends
- * its attempt: only those whose parent's attempt was recorded under
- * `parent_token` just before, i.e. whose finish applied. */
+ * its attempt: only those whose parent's attempt was recorded under the
+ * lease token in `guard` just before, i.e. whose finish applied. */
 #define TF_SQL_SUBMIT_CHILDREN                                                                     \
     TF_SQL_SUBMIT_INPUT(" WHERE EXISTS (SELECT 1 FROM job_attempts a"                              \
                         " WHERE a.tenant_id = x.tenant_id AND a.job_id = x.parent_id"              \
-                        " AND a.lease_token = x.parent_token)")                                    \
+                        " AND a.lease_token = x.guard)")                                           \
+    TF_SQL_SUBMIT_REST
+
+/* The jobs a rule's action created, in the transaction that records its
+ * run: only when the run whose id is in `guard` was recorded just before
+ * (not a repeat of an event already handled). */
+#define TF_SQL_SUBMIT_RULE_JOBS                                                                    \
+    TF_SQL_SUBMIT_INPUT(" WHERE EXISTS (SELECT 1 FROM rule_runs r"                                 \
+                        " WHERE r.tenant_id = x.tenant_id AND r.id = x.guard)")                    \
     TF_SQL_SUBMIT_REST
 
 #define TF_SQL_SUBMIT_REST                                                                         \

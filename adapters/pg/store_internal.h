@@ -73,8 +73,10 @@ const char *tf__pg_states_param(tf_job_state_set_t set, tf__pg_states_t *buf);
 char *tf__pg_uuid_array(const char *const *ids, size_t n);
 
 /* One job as a row of the submit statements' $1 (store_jobs.c);
- * `parent_token` (may be NULL) guards a job a run enqueued. */
-void tf__pg_write_job_row(tf_jbuf_t *b, const tf_new_job_t *j, int ord, const char *parent_token);
+ * `guard` (may be NULL) is what the guarded inserts check: the lease token
+ * of the attempt whose run enqueued the job, or the id of the rule run that
+ * created it. */
+void tf__pg_write_job_row(tf_jbuf_t *b, const tf_new_job_t *j, int ord, const char *guard);
 
 
 /* ---- decoding ---- */

@@ -20,6 +20,7 @@
 const tf_pg_prepared_t tf__pg_jobs_prepared[] = {
     {"jobs_submit", TF_SQL_SUBMIT},
     {"jobs_submit_children", TF_SQL_SUBMIT_CHILDREN},
+    {"jobs_submit_rule", TF_SQL_SUBMIT_RULE_JOBS},
     {"jobs_get", TF_SQL_GET},
     {"jobs_get_by_key", TF_SQL_GET_BY_KEY},
     {"jobs_get_many", TF_SQL_GET_MANY},
@@ -61,7 +62,7 @@ static void key_time(tf_jbuf_t *b, const char *key, int64_t ms) {
 }
 
 /* The row object the insert statement reads. */
-void tf__pg_write_job_row(tf_jbuf_t *b, const tf_new_job_t *j, int ord, const char *parent_token) {
+void tf__pg_write_job_row(tf_jbuf_t *b, const tf_new_job_t *j, int ord, const char *guard) {
     tf_jbuf_obj_open(b);
     tf_jbuf_key(b, "ord");
     tf_jbuf_int(b, ord);
@@ -105,8 +106,8 @@ void tf__pg_write_job_row(tf_jbuf_t *b, const tf_new_job_t *j, int ord, const ch
     tf_jbuf_bool(b, j->run_at_ms > j->created_at_ms);
     tf_jbuf_key(b, "actor");
     tf_jbuf_str(b, j->actor);
-    tf_jbuf_key(b, "parent_token");
-    tf_jbuf_str(b, parent_token);
+    tf_jbuf_key(b, "guard");
+    tf_jbuf_str(b, guard);
     tf_jbuf_obj_close(b);
 }
 

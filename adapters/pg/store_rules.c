@@ -54,7 +54,8 @@
 #define RULE_COLUMNS                                                                               \
     "r.id::text, r.name, v.version, r.enabled, v.trigger::text, r.hook_key, v.sha256,"             \
     " v.created_by, v.created_at, r.updated_at, v.trigger ->> 'cron', v.trigger ->> 'timezone',"  \
-    " v.has_condition, r.trigger_kind"
+    " v.has_condition, r.trigger_kind, (SELECT st.state::text FROM rule_states st"                 \
+    "  WHERE st.rule_id = r.id AND st.tenant_id = r.tenant_id)"
 
 /* $1 tenant, $2 id. */
 #define SQL_GET                                                                                    \
@@ -85,12 +86,51 @@
     "  updated_at = $3::timestamptz"                                                               \
     "  WHERE tenant_id = $1::uuid AND id = $2::uuid AND deleted_at IS NULL RETURNING id)"          \
     " SELECT count(*) FROM u"
+/* $1 tenant, $2 event name: the enabled live rules it fires, with their
+ * current source (at most 100). */
+#define SQL_EVENT_RULES                                                                            \
+    "SELECT " RULE_COLUMNS ", v.source FROM rules r JOIN rule_versions v"                          \
+    " ON v.rule_id = r.id AND v.version = r.version"                                               \
+    " WHERE r.tenant_id = $1::uuid AND r.deleted_at IS NULL AND r.enabled"                         \
+    " AND r.trigger_kind = 'event' AND r.trigger ->> 'event' = $2 ORDER BY r.name LIMIT 100"
+
+/* $1 tenant, $2 run id, $3 rule, $4 version, $5 trigger, $6 dedup key,
+ * $7 at, $8 outcome, $9 condition, $10 job ids (uuid[]), $11 error type,
+ * $12 error message, $13 duration ms, $14 new state (NULL: unchanged):
+ * 1 when recorded, 0 when the rule has a run with that dedup key. */
+#define SQL_RECORD_RUN                                                                             \
+    "WITH ins AS (INSERT INTO rule_runs (tenant_id, id, rule_id, version, trigger, dedup_key, at," \
+    "  outcome, condition, jobs, error_type, error_message, duration_ms)"                          \
+    "  VALUES ($1::uuid, $2::uuid, $3::uuid, $4::integer, $5, $6, $7::timestamptz, $8,"            \
+    "  $9::boolean, $10::uuid[], $11, $12, $13::integer)"                                          \
+    "  ON CONFLICT (rule_id, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING id),"     \
+    " st AS (INSERT INTO rule_states (rule_id, tenant_id, state, updated_at)"                      \
+    "  SELECT $3::uuid, $1::uuid, $14::jsonb, $7::timestamptz FROM ins WHERE $14::jsonb IS NOT NULL"\
+    "  ON CONFLICT (rule_id, tenant_id) DO UPDATE SET state = excluded.state,"                     \
+    "  updated_at = excluded.updated_at)"                                                          \
+    " SELECT count(*) FROM ins"
+
+/* $1 tenant, $2 rule, $3 before run id (NULL: newest), $4 outcome (NULL:
+ * any), $5 limit. */
+#define SQL_RUNS                                                                                   \
+    "SELECT id::text, rule_id::text, version, trigger, dedup_key, at, outcome, condition,"         \
+    " array_to_json(jobs)::text, error_type, error_message, duration_ms FROM rule_runs"            \
+    " WHERE tenant_id = $1::uuid AND rule_id = $2::uuid"                                           \
+    " AND ($3::uuid IS NULL OR id < $3::uuid) AND ($4::text IS NULL OR outcome = $4)"              \
+    " ORDER BY id DESC LIMIT $5::integer"
 /* clang-format on */
 
 const tf_pg_prepared_t tf__pg_rules_prepared[] = {
-    {"rule_create", SQL_CREATE}, {"rule_update", SQL_UPDATE},     {"rule_get", SQL_GET},
-    {"rule_list", SQL_LIST},     {"rule_versions", SQL_VERSIONS}, {"rule_enable", SQL_ENABLE},
+    {"rule_create", SQL_CREATE},
+    {"rule_update", SQL_UPDATE},
+    {"rule_get", SQL_GET},
+    {"rule_list", SQL_LIST},
+    {"rule_versions", SQL_VERSIONS},
+    {"rule_enable", SQL_ENABLE},
     {"rule_delete", SQL_DELETE},
+    {"rule_event_rules", SQL_EVENT_RULES},
+    {"rule_record_run", SQL_RECORD_RUN},
+    {"rule_runs", SQL_RUNS},
 };
 const size_t tf__pg_rules_prepared_count =
     sizeof(tf__pg_rules_prepared) / sizeof(tf__pg_rules_prepared[0]);
@@ -185,9 +225,10 @@ static int decode_rule(const PGresult *res, int row, void *item) {
             r->kind = (tf_trigger_kind_t)k;
         }
     }
-    if (PQnfields(res) > 14) {
-        r->source = PQgetvalue(res, row, 14);
-        r->source_len = (size_t)PQgetlength(res, row, 14);
+    r->state_json = tf__pg_text(res, row, 14);
+    if (PQnfields(res) > 15) {
+        r->source = PQgetvalue(res, row, 15);
+        r->source_len = (size_t)PQgetlength(res, row, 15);
     }
     return 0;
 }
@@ -272,6 +313,137 @@ static int remove_rule(void *ctx, const char *tenant_id, const char *id, int64_t
     return tf__pg_run_pending(ctx, "rule_delete", values, 3, changed_done, (void (*)(void))cb, arg);
 }
 
+/* ---- firing ---- */
+
+static const char *const outcome_names[] = {"fired", "not_matched", "failed", "skipped"};
+
+static int event_rules(void *ctx, const char *tenant_id, const char *name, tf_rule_list_cb cb,
+                       void *arg) {
+    read_op_t *op = malloc(sizeof(*op));
+    if (op == NULL) {
+        return TF_ENOMEM;
+    }
+    *op = (read_op_t){.list_cb = cb, .arg = arg};
+    snprintf(op->tenant_id, sizeof(op->tenant_id), "%s", tenant_id);
+    const char *values[2] = {tenant_id, name};
+    int rc = tf__pg_run(ctx, "rule_event_rules", values, 2, read_done, op);
+    if (rc != 0) {
+        free(op);
+    }
+    return rc;
+}
+
+static void recorded_done(const tf_pg_reply_t *reply, void *arg) {
+    tf__pg_pending_t *p = arg;
+    int rc = reply->status;
+    int recorded = rc == 0 && tf__pg_int(reply->results[0], 0, 0, 0) == 1;
+    ((tf_rule_recorded_cb)p->cb)(p->arg, rc, recorded);
+    free(p);
+}
+
+static int record_run(void *ctx, const tf_rule_run_t *run, tf_rule_recorded_cb cb, void *arg) {
+    tf_pg_store_t *s = ctx;
+    /* The job ids as a uuid[] literal, and the jobs as submit rows. */
+    char *ids_text = malloc(run->njobs * TF_ID_LEN + 3);
+    size_t len = 0;
+    if (ids_text != NULL) {
+        ids_text[len++] = '{';
+        for (size_t i = 0; i < run->njobs; i++) {
+            len += (size_t)sprintf(ids_text + len, "%s%s", i > 0 ? "," : "", run->jobs[i]->id);
+        }
+        ids_text[len++] = '}';
+        ids_text[len] = '\0';
+    }
+    tf_jbuf_t rows;
+    tf_jbuf_init(&rows);
+    tf_jbuf_arr_open(&rows);
+    for (size_t i = 0; i < run->njobs; i++) {
+        tf__pg_write_job_row(&rows, run->jobs[i], (int)i, run->id);
+    }
+    tf_jbuf_arr_close(&rows);
+    char *rows_text = tf__pg_jbuf_text(&rows);
+    tf__pg_pending_t *p = malloc(sizeof(*p));
+    int rc = ids_text != NULL && rows_text != NULL && p != NULL ? 0 : TF_ENOMEM;
+    if (rc == 0) {
+        *p = (tf__pg_pending_t){.cb = (void (*)(void))cb, .arg = arg};
+        tf__pg_time_t at;
+        tf__pg_int_t version, duration;
+        const char *values[14] = {
+            run->tenant_id,
+            run->id,
+            run->rule_id,
+            tf__pg_int_param(run->version, &version),
+            run->trigger,
+            run->dedup_key,
+            tf__pg_time_param(run->at_ms, &at),
+            outcome_names[run->outcome],
+            run->condition < 0 ? NULL
+            : run->condition   ? "true"
+                               : "false",
+            ids_text,
+            run->error_type,
+            run->error_message,
+            tf__pg_int_param(run->duration_ms, &duration),
+            run->state_json,
+        };
+        const char *job_values[2] = {rows_text, "false"};
+        tf_pg_stmt_t stmts[2] = {
+            {.prepared = "rule_record_run", .nparams = 14, .values = values},
+            {.prepared = "jobs_submit_rule", .nparams = 2, .values = job_values},
+        };
+        rc = tf_pg_submit(s->pool, stmts, run->njobs > 0 ? 2 : 1, 0, recorded_done, p);
+    }
+    if (rc != 0) {
+        free(p);
+    }
+    free(ids_text);
+    free(rows_text);
+    return rc;
+}
+
+static int decode_run(const PGresult *res, int row, void *item) {
+    tf_rule_run_row_t *r = item;
+    const char *outcome = PQgetvalue(res, row, 6);
+    *r = (tf_rule_run_row_t){
+        .id = PQgetvalue(res, row, 0),
+        .rule_id = PQgetvalue(res, row, 1),
+        .version = (int)tf__pg_int(res, row, 2, 0),
+        .trigger = PQgetvalue(res, row, 3),
+        .dedup_key = tf__pg_text(res, row, 4),
+        .condition = PQgetisnull(res, row, 7) ? -1 : tf__pg_bool(res, row, 7),
+        .jobs_json = PQgetvalue(res, row, 8),
+        .error_type = tf__pg_text(res, row, 9),
+        .error_message = tf__pg_text(res, row, 10),
+        .duration_ms = tf__pg_int(res, row, 11, 0),
+    };
+    for (size_t i = 0; i < sizeof(outcome_names) / sizeof(outcome_names[0]); i++) {
+        if (strcmp(outcome, outcome_names[i]) == 0) {
+            r->outcome = (tf_rule_run_outcome_t)i;
+        }
+    }
+    return tf__pg_time(res, row, 5, &r->at_ms) != 0 ? TF_EIO : 0;
+}
+
+static void runs_done(const tf_pg_reply_t *reply, void *arg) {
+    tf__pg_pending_t *p = arg;
+    tf_rule_run_row_t *runs = NULL;
+    size_t n = 0;
+    int rc = tf__pg_rows(reply, sizeof(*runs), decode_run, (void **)&runs, &n);
+    ((tf_rule_runs_cb)p->cb)(p->arg, rc, runs, n);
+    free(runs);
+    free(p);
+}
+
+static int runs(void *ctx, const char *tenant_id, const char *rule_id, const char *before_id,
+                int outcome, int limit, tf_rule_runs_cb cb, void *arg) {
+    tf__pg_int_t lim;
+    const char *values[5] = {tenant_id, rule_id, before_id,
+                             outcome >= 0 && outcome <= TF_RULE_RUN_SKIPPED ? outcome_names[outcome]
+                                                                            : NULL,
+                             tf__pg_int_param(limit, &lim)};
+    return tf__pg_run_pending(ctx, "rule_runs", values, 5, runs_done, (void (*)(void))cb, arg);
+}
+
 void tf__pg_rules_bind(tf_rule_store_t *port) {
     port->create = create;
     port->update = update;
@@ -280,4 +452,7 @@ void tf__pg_rules_bind(tf_rule_store_t *port) {
     port->versions = versions;
     port->set_enabled = set_enabled;
     port->remove = remove_rule;
+    port->event_rules = event_rules;
+    port->record_run = record_run;
+    port->runs = runs;
 }

@@ -264,16 +264,11 @@ static void rule_read(void *arg, int status, const tf_rule_t *rule) {
     }
 }
 
-/* ctx.tenant, then the rule. */
-static void tenant_read(void *arg, int status, const tf_tenant_t *tenant) {
-    test_t *t = arg;
-    if (status == 0 && tenant == NULL) {
-        status = TF_ENOTFOUND;
-    }
+char *tf_uc_tenant_json(const tf_tenant_t *tenant) {
     size_t len = 0, cap = 0;
-    for (int pass = 0; status == 0 && pass < 2; pass++) {
+    char *out = NULL;
+    for (int pass = 0; pass < 2; pass++) {
         len = 0;
-        char *out = t->tenant;
         tf_json_raw(out, cap, &len, "{\"id\":");
         tf_json_quote(out, cap, &len, tenant->id);
         tf_json_raw(out, cap, &len, ",\"name\":");
@@ -289,9 +284,23 @@ static void tenant_read(void *arg, int status, const tf_tenant_t *tenant) {
         tf_json_raw(out, cap, &len, "}");
         if (pass == 0) { /* measured: now write it */
             cap = len + 1;
-            t->tenant = malloc(cap);
-            status = t->tenant != NULL ? 0 : TF_ENOMEM;
+            out = malloc(cap);
+            if (out == NULL) {
+                return NULL;
+            }
         }
+    }
+    return out;
+}
+
+/* ctx.tenant, then the rule. */
+static void tenant_read(void *arg, int status, const tf_tenant_t *tenant) {
+    test_t *t = arg;
+    if (status == 0 && tenant == NULL) {
+        status = TF_ENOTFOUND;
+    }
+    if (status == 0 && (t->tenant = tf_uc_tenant_json(tenant)) == NULL) {
+        status = TF_ENOMEM;
     }
     if (status == 0) {
         status = t->uc->rules->get(t->uc->rules->ctx, t->tenant_id, t->id, rule_read, t);

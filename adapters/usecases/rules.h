@@ -56,6 +56,10 @@ typedef void (*tf_uc_rule_test_cb)(void *arg, int status, const tf_rule_outcome_
 int tf_uc_rule_test(tf_uc_t *uc, const char *tenant_id, const char *id, const char *event_json,
                     tf_uc_rule_test_cb cb, void *arg);
 
+/* ctx.tenant of a rule run: {id, name, plan, attributes} as JSON (caller
+ * frees); NULL when out of memory. */
+char *tf_uc_tenant_json(const tf_tenant_t *tenant);
+
 /* The next time the rule fires after now: cron rules that are enabled
  * (their zone from the zones port); TF_TIME_NONE for every other rule, and
  * for a schedule that never fires. */

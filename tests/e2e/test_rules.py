@@ -280,6 +280,90 @@ def test_dry_run_inputs():
     expect(dry_run(r["id"]), 404, "not_found")
 
 
+def event(body, token=None):
+    return tf.request("POST", "/v1/events", body, headers=auth(token or KEY))
+
+
+def runs_of(rule_id, query=""):
+    return expect(get(f"/v1/rules/{rule_id}/runs{query}"), 200)
+
+
+def test_an_event_fires_its_rules_once_and_records_runs_jobs_and_state():
+    counter = ('return {\n  name = "count-signups",\n  trigger = tf.event("member.joined"),\n'
+               '  condition = function(ev, ctx) return ev.data.plan ~= "spam" end,\n'
+               '  action = function(ev, ctx)\n'
+               '    ctx.state.n = (ctx.state.n or 0) + 1\n'
+               '    tf.enqueue{type = "Welcome", queue = "mail", payload = {user = ev.data.user,'
+               ' n = ctx.state.n}}\n'
+               '  end,\n}\n')
+    c = expect(post(counter), 201)
+    other = expect(post(rule("other-event", 'tf.event("user.left")')), 201)
+    broken = expect(post('return {\n  name = "broken-signup",\n  trigger = tf.event('
+                         '"member.joined"),\n  action = function(ev, ctx)\n'
+                         '    tf.enqueue{type = "X"} error("boom")\n  end,\n}\n'), 201)
+    got = expect(event({"name": "member.joined", "data": {"user": "ann"}, "id": "evt-1"}), 202)
+    by_rule = {r["rule_id"]: r for r in got["runs"]}
+    assert set(by_rule) == {c["id"], broken["id"]}, got  # not other-event's
+    fired = by_rule[c["id"]]
+    assert fired["outcome"] == "fired" and fired["condition"] is True, fired
+    assert len(fired["jobs"]) == 1 and fired["error"] is None, fired
+    failed = by_rule[broken["id"]]
+    assert failed["outcome"] == "failed" and failed["jobs"] == [], failed
+    assert failed["error"]["type"] == "lua_error" and "boom" in failed["error"]["message"]
+    job = expect(get(f"/v1/jobs/{fired['jobs'][0]}"), 200)
+    assert job["type"] == "Welcome" and job["rule_id"] == c["id"], job
+    assert job["payload"] == {"user": "ann", "n": 1} and job["correlation_id"] == "evt-1", job
+    assert job["state"] == "PENDING", job
+    # The same event again: nothing fires, nothing is created.
+    again = expect(event({"name": "member.joined", "data": {"user": "ann"}, "id": "evt-1"}), 202)
+    assert all(r["outcome"] == "duplicate" and r["jobs"] == [] for r in again["runs"]), again
+    assert jobs_of_rule(c["id"]) == "1" and jobs_of_rule(broken["id"]) == "0"
+    # The state persists between runs; a false condition records a run.
+    got = expect(event({"name": "member.joined", "data": {"user": "bob"}}), 202)
+    second = [r for r in got["runs"] if r["rule_id"] == c["id"]][0]
+    assert expect(get(f"/v1/jobs/{second['jobs'][0]}"), 200)["payload"]["n"] == 2
+    got = expect(event({"name": "member.joined", "data": {"plan": "spam"}}), 202)
+    assert [r["outcome"] for r in got["runs"] if r["rule_id"] == c["id"]] == ["not_matched"]
+    # Runs, newest first, filtered and paginated.
+    runs = runs_of(c["id"])["runs"]
+    assert [r["outcome"] for r in runs] == ["not_matched", "fired", "fired"], runs
+    assert runs[2]["event_id"] == "evt-1" and runs[2]["trigger"] == "event:member.joined"
+    assert runs[0]["condition"] is False and runs[0]["jobs"] == [], runs[0]
+    assert runs_of(broken["id"])["runs"][0]["error"]["type"] == "lua_error"
+    page = runs_of(c["id"], "?limit=2")
+    assert len(page["runs"]) == 2 and page["next_cursor"] == page["runs"][1]["id"], page
+    rest = runs_of(c["id"], f"?limit=2&cursor={page['next_cursor']}")
+    assert [r["id"] for r in rest["runs"]] == [runs[2]["id"]] and rest["next_cursor"] is None
+    assert [r["outcome"] for r in runs_of(c["id"], "?outcome=fired")["runs"]] == ["fired"] * 2
+    # A disabled rule does not fire; nor does an event nobody listens to.
+    expect(call("POST", f"/v1/rules/{c['id']}/disable"), 200)
+    got = expect(event({"name": "member.joined", "data": {}}), 202)
+    assert [r["rule_id"] for r in got["runs"]] == [broken["id"]], got
+    assert expect(event({"name": "nobody.listens"}), 202) == {"runs": []}
+    assert runs_of(other["id"])["runs"] == []
+
+
+def test_bad_events_and_run_queries():
+    for body, field in (({}, "name"), ({"name": 5}, "name"), ({"name": "bad name"}, "name"),
+                        ({"name": "job.succeeded"}, "name"), ({"name": "x" * 129}, "name"),
+                        ({"name": "ok", "id": 5}, "id"), ({"name": "ok", "id": ""}, "id"),
+                        ({"name": "ok", "id": "i" * 256}, "id"),
+                        ({"name": "ok", "extra": 1}, "extra")):
+        expect(event(body), 422, "validation_failed", field)
+    expect(tf.request("POST", "/v1/events", b"{nope",
+                      headers=auth(KEY, **{"Content-Type": "application/json"})), 400)
+    expect(tf.request("POST", "/v1/events", {"name": "ok"}), 401)
+    r = expect(post(rule("runs-q", 'tf.event("q")')), 201)
+    expect(get(f"/v1/rules/{r['id']}/runs?limit=0"), 422, "validation_failed", "limit")
+    expect(get(f"/v1/rules/{r['id']}/runs?cursor=zzz"), 422, "validation_failed", "cursor")
+    expect(get(f"/v1/rules/{r['id']}/runs?outcome=won"), 422, "validation_failed", "outcome")
+    expect(get(f"/v1/rules/{uuid.uuid4()}/runs"), 404, "not_found")
+    expect(get(f"/v1/rules/{r['id']}/runs", token=OTHER_KEY), 404, "not_found")
+    # Another tenant's event never fires this tenant's rules.
+    assert expect(event({"name": "q"}, token=OTHER_KEY), 202) == {"runs": []}
+    assert runs_of(r["id"])["runs"] == []
+
+
 if __name__ == "__main__":
     db = Database("rules")
     tf = TaskFlow(db.url, env={"TASKFLOW_ADMIN_TOKEN": ADMIN})
@@ -293,7 +377,9 @@ if __name__ == "__main__":
                    test_a_dry_run_shows_the_condition_the_jobs_and_the_state_and_writes_nothing,
                    test_dry_run_errors_are_reported_not_raised,
                    test_a_dry_run_sees_the_tenant,
-                   test_dry_run_inputs])
+                   test_dry_run_inputs,
+                   test_an_event_fires_its_rules_once_and_records_runs_jobs_and_state,
+                   test_bad_events_and_run_queries])
     finally:
         tf.stop()
         db.drop()

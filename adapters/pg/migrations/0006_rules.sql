@@ -6,8 +6,14 @@
 -- current version (its kind never changes), and for webhook rules the hook
 -- key of its URL and its signing secret.  tenant_id NULL is reserved for
 -- platform rules (one rule evaluated for every tenant).  A deleted rule
--- keeps its row (deleted_at) so that versions, and later its runs, keep
--- naming it; its name is free again.
+-- keeps its row (deleted_at) so that versions and runs keep naming it;
+-- its name is free again.
+--
+-- rule_runs records every firing (and, later, every skipped fire time)
+-- with its outcome, the jobs it created and its error; a run of an event
+-- with an id is unique per rule (dedup_key), so a repeated event fires
+-- nothing.  rule_states holds ctx.state per rule and tenant, written in the
+-- run's transaction.
 
 CREATE TABLE rules (
     id           uuid PRIMARY KEY,
@@ -39,4 +45,32 @@ CREATE TABLE rule_versions (
     created_by  text,
     created_at  timestamptz NOT NULL,
     PRIMARY KEY (rule_id, version)
+);
+
+CREATE TABLE rule_runs (
+    tenant_id     uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    id            uuid NOT NULL,
+    rule_id       uuid NOT NULL REFERENCES rules (id) ON DELETE CASCADE,
+    version       integer NOT NULL,
+    trigger       text NOT NULL,
+    dedup_key     text,
+    at            timestamptz NOT NULL,
+    outcome       text NOT NULL CHECK (outcome IN ('fired', 'not_matched', 'failed', 'skipped')),
+    condition     boolean,
+    jobs          uuid[] NOT NULL DEFAULT '{}',
+    error_type    text,
+    error_message text,
+    duration_ms   integer NOT NULL CHECK (duration_ms >= 0),
+    PRIMARY KEY (tenant_id, id)
+);
+
+CREATE UNIQUE INDEX rule_runs_once ON rule_runs (rule_id, dedup_key) WHERE dedup_key IS NOT NULL;
+CREATE INDEX rule_runs_by_rule ON rule_runs (rule_id, id DESC);
+
+CREATE TABLE rule_states (
+    rule_id    uuid NOT NULL REFERENCES rules (id) ON DELETE CASCADE,
+    tenant_id  uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    state      jsonb NOT NULL,
+    updated_at timestamptz NOT NULL,
+    PRIMARY KEY (rule_id, tenant_id)
 );

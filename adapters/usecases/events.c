@@ -1,0 +1,320 @@
+/*
+ * events.c - custom events firing the tenant's rules (see events.h).
+ *
+ * The rules run one after another: each is evaluated, then its run is
+ * recorded with its jobs and state in one transaction, then the next.
+ */
+#include "adapters/usecases/events.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/usecases/rules.h"
+#include "engine/error.h"
+#include "engine/jsonstr.h"
+#include "engine/names.h"
+#include "engine/utf8.h"
+
+/* A rule the event fires, copied out of the store's answer. */
+typedef struct {
+    char id[TF_ID_LEN], name[TF_SCRIPT_NAME_MAX + 1];
+    int version, has_condition;
+    char *source, *state;
+    size_t source_len;
+} target_t;
+
+/* What became of one rule, with its strings owned. */
+typedef struct {
+    tf_uc_fired_t out;
+    char run_id[TF_ID_LEN];
+    char **job_ids;
+    size_t nids; /* job_ids kept (freed), whatever out.njobs says */
+    char *error_type, *error_message;
+} fired_t;
+
+typedef struct {
+    tf_uc_t *uc;
+    tf_uc_event_cb cb;
+    void *arg;
+    char tenant_id[TF_ID_LEN], correlation_id[TF_ID_LEN + TF_EVENT_ID_MAX];
+    char name[TF_SCRIPT_NAME_MAX + 1];
+    char *trigger, *event, *tenant, *id;
+    target_t *targets;
+    fired_t *fired;
+    size_t n, next;
+    int64_t started_ms;
+} post_t;
+
+static void post_free(post_t *p) {
+    for (size_t i = 0; i < p->n; i++) {
+        free(p->targets[i].source);
+        free(p->targets[i].state);
+        for (size_t k = 0; p->fired != NULL && k < p->fired[i].nids; k++) {
+            free(p->fired[i].job_ids[k]);
+        }
+        if (p->fired != NULL) {
+            free(p->fired[i].job_ids);
+            free(p->fired[i].error_type);
+            free(p->fired[i].error_message);
+        }
+    }
+    free(p->targets);
+    free(p->fired);
+    free(p->trigger);
+    free(p->event);
+    free(p->tenant);
+    free(p->id);
+    free(p);
+}
+
+static void answer(post_t *p, int status) {
+    tf_uc_fired_t *out = status == 0 && p->n > 0 ? calloc(p->n, sizeof(*out)) : NULL;
+    if (status == 0 && p->n > 0 && out == NULL) {
+        status = TF_ENOMEM;
+    }
+    for (size_t i = 0; out != NULL && i < p->n; i++) {
+        out[i] = p->fired[i].out;
+    }
+    p->cb(p->arg, status, out, status == 0 ? p->n : 0);
+    free(out);
+    post_free(p);
+}
+
+static void fire_next(post_t *p);
+
+static void recorded(void *arg, int status, int done) {
+    post_t *p = arg;
+    if (status != 0) {
+        answer(p, status);
+        return;
+    }
+    fired_t *f = &p->fired[p->next];
+    f->out.duplicate = !done;
+    if (!done) { /* the rule already ran for this event id */
+        f->out.run_id = NULL;
+        f->out.njobs = 0;
+    }
+    p->next++;
+    fire_next(p);
+}
+
+static char *dup_or_null(const char *s) {
+    return s != NULL ? strdup(s) : NULL;
+}
+
+static void evaluated(void *arg, int status, const tf_rule_outcome_t *o) {
+    post_t *p = arg;
+    if (status != 0) {
+        answer(p, status);
+        return;
+    }
+    const target_t *t = &p->targets[p->next];
+    fired_t *f = &p->fired[p->next];
+    tf_uc_new_id(p->uc, f->run_id);
+    tf_rule_run_outcome_t outcome = !o->ok         ? TF_RULE_RUN_FAILED
+                                    : o->condition ? TF_RULE_RUN_FIRED
+                                                   : TF_RULE_RUN_NOT_MATCHED;
+    size_t njobs = outcome == TF_RULE_RUN_FIRED ? o->njobs : 0;
+    f->job_ids = njobs > 0 ? calloc(njobs, sizeof(char *)) : NULL;
+    f->error_type = dup_or_null(o->error_type);
+    f->error_message = dup_or_null(o->error_message);
+    int rc = (njobs > 0 && f->job_ids == NULL) || (o->error_type != NULL && !f->error_type) ||
+                     (o->error_message != NULL && !f->error_message)
+                 ? TF_ENOMEM
+                 : 0;
+    for (size_t i = 0; rc == 0 && i < njobs; i++) {
+        f->job_ids[i] = strdup(o->jobs[i]->id);
+        rc = f->job_ids[i] != NULL ? 0 : TF_ENOMEM;
+        f->nids += rc == 0;
+    }
+    f->out = (tf_uc_fired_t){.rule_id = t->id,
+                             .run_id = f->run_id,
+                             .outcome = outcome,
+                             .condition = o->ok || o->condition ? o->condition : -1,
+                             .job_ids = (const char *const *)f->job_ids,
+                             .njobs = f->nids,
+                             .error_type = f->error_type,
+                             .error_message = f->error_message};
+    if (rc != 0) {
+        answer(p, rc);
+        return;
+    }
+    int64_t now = tf_uc_now(p->uc);
+    tf_rule_run_t run = {.tenant_id = p->tenant_id,
+                         .id = f->run_id,
+                         .rule_id = t->id,
+                         .version = t->version,
+                         .trigger = p->trigger,
+                         .dedup_key = p->id,
+                         .at_ms = p->started_ms,
+                         .outcome = outcome,
+                         .condition = f->out.condition,
+                         .error_type = o->error_type,
+                         .error_message = o->error_message,
+                         .duration_ms = now > p->started_ms ? now - p->started_ms : 0,
+                         .state_json = outcome == TF_RULE_RUN_FIRED ? o->state_json : NULL,
+                         .jobs = njobs > 0 ? o->jobs : NULL,
+                         .njobs = njobs};
+    rc = p->uc->rules->record_run(p->uc->rules->ctx, &run, recorded, p);
+    if (rc != 0) {
+        answer(p, rc);
+    }
+}
+
+static void fire_next(post_t *p) {
+    if (p->next == p->n) {
+        answer(p, 0);
+        return;
+    }
+    const target_t *t = &p->targets[p->next];
+    p->started_ms = tf_uc_now(p->uc);
+    char head[400];
+    snprintf(head, sizeof(head),
+             "{\"rule\":{\"id\":\"%s\",\"name\":\"%s\",\"version\":%d},\"now\":%lld,\"tenant\":",
+             t->id, t->name, t->version, (long long)p->started_ms);
+    const char *state = t->state != NULL ? t->state : "{}";
+    size_t need = strlen(head) + strlen(p->tenant) + strlen(state) + 16;
+    char *ctx = malloc(need);
+    if (ctx == NULL) {
+        answer(p, TF_ENOMEM);
+        return;
+    }
+    snprintf(ctx, need, "%s%s,\"state\":%s}", head, p->tenant, state);
+    tf_rule_eval_t req = {.tenant_id = p->tenant_id,
+                          .rule_id = t->id,
+                          .rule_name = t->name,
+                          .version = t->version,
+                          .source = t->source,
+                          .source_len = t->source_len,
+                          .has_condition = t->has_condition,
+                          .event_json = p->event,
+                          .ctx_json = ctx,
+                          .correlation_id = p->correlation_id};
+    const tf_rule_evaluator_t *ev = p->uc->evaluator;
+    int rc = ev->evaluate(ev->ctx, &req, evaluated, p);
+    free(ctx);
+    if (rc != 0) {
+        answer(p, rc);
+    }
+}
+
+static void rules_read(void *arg, int status, const tf_rule_t *rules, size_t n) {
+    post_t *p = arg;
+    if (status != 0) {
+        answer(p, status);
+        return;
+    }
+    p->targets = n > 0 ? calloc(n, sizeof(*p->targets)) : NULL;
+    p->fired = n > 0 ? calloc(n, sizeof(*p->fired)) : NULL;
+    if (n > 0 && (p->targets == NULL || p->fired == NULL)) {
+        answer(p, TF_ENOMEM);
+        return;
+    }
+    for (size_t i = 0; i < n; i++, p->n++) {
+        target_t *t = &p->targets[i];
+        snprintf(t->id, sizeof(t->id), "%s", rules[i].id);
+        snprintf(t->name, sizeof(t->name), "%s", rules[i].name);
+        t->version = rules[i].version;
+        t->has_condition = rules[i].has_condition;
+        t->source = malloc(rules[i].source_len + 1);
+        t->state = dup_or_null(rules[i].state_json);
+        if (t->source == NULL || (rules[i].state_json != NULL && t->state == NULL)) {
+            p->n++;
+            answer(p, TF_ENOMEM);
+            return;
+        }
+        memcpy(t->source, rules[i].source, rules[i].source_len);
+        t->source[rules[i].source_len] = '\0';
+        t->source_len = rules[i].source_len;
+    }
+    fire_next(p);
+}
+
+static void tenant_read(void *arg, int status, const tf_tenant_t *tenant) {
+    post_t *p = arg;
+    if (status == 0 && tenant == NULL) {
+        status = TF_ENOTFOUND;
+    }
+    if (status == 0 && (p->tenant = tf_uc_tenant_json(tenant)) == NULL) {
+        status = TF_ENOMEM;
+    }
+    if (status == 0) {
+        status = p->uc->rules->event_rules(p->uc->rules->ctx, p->tenant_id, p->name, rules_read, p);
+    }
+    if (status != 0) {
+        answer(p, status);
+    }
+}
+
+/* ev = {"name": ..., "data": ..., "id": ... or null}. */
+static char *event_json(const tf_uc_event_t *ev) {
+    size_t len = 0, cap = 0;
+    char *out = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        len = 0;
+        tf_json_raw(out, cap, &len, "{\"name\":");
+        tf_json_quote(out, cap, &len, ev->name);
+        tf_json_raw(out, cap, &len, ",\"data\":");
+        tf_json_raw(out, cap, &len, ev->data_json != NULL ? ev->data_json : "null");
+        tf_json_raw(out, cap, &len, ",\"id\":");
+        if (ev->id != NULL) {
+            tf_json_quote(out, cap, &len, ev->id);
+        } else {
+            tf_json_raw(out, cap, &len, "null");
+        }
+        tf_json_raw(out, cap, &len, "}");
+        if (pass == 0 && (out = malloc(cap = len + 1)) == NULL) {
+            return NULL;
+        }
+    }
+    return out;
+}
+
+int tf_uc_event_post(tf_uc_t *uc, const tf_uc_event_t *ev, tf_uc_event_cb cb, void *arg, char *err,
+                     size_t errlen) {
+    if (ev->name == NULL || !tf_name_valid(ev->name, TF_SCRIPT_NAME_MAX) ||
+        strncmp(ev->name, "job.", 4) == 0) {
+        snprintf(err, errlen,
+                 "an event's name is 1 to 128 characters of letters, digits and "
+                 "_ . : -, not starting with \"job.\"");
+        return TF_EINVAL;
+    }
+    if (ev->id != NULL && (ev->id[0] == '\0' || strlen(ev->id) > TF_EVENT_ID_MAX ||
+                           !tf_utf8_valid(ev->id, strlen(ev->id)))) {
+        snprintf(err, errlen, "an event's id is 1 to %d bytes of UTF-8", TF_EVENT_ID_MAX);
+        return TF_EINVAL;
+    }
+    if (uc->rules == NULL || uc->evaluator == NULL || uc->tenants == NULL) {
+        snprintf(err, errlen, "automation rules are not available on this node");
+        return TF_EUNAVAIL;
+    }
+    post_t *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return TF_ENOMEM;
+    }
+    p->uc = uc;
+    p->cb = cb;
+    p->arg = arg;
+    snprintf(p->tenant_id, sizeof(p->tenant_id), "%s", ev->tenant_id);
+    snprintf(p->name, sizeof(p->name), "%s", ev->name);
+    if (ev->id != NULL) {
+        snprintf(p->correlation_id, sizeof(p->correlation_id), "%s", ev->id);
+    } else {
+        tf_uc_new_id(uc, p->correlation_id);
+    }
+    size_t tlen = strlen(ev->name) + 8;
+    p->trigger = malloc(tlen);
+    p->event = event_json(ev);
+    p->id = dup_or_null(ev->id);
+    if (p->trigger == NULL || p->event == NULL || (ev->id != NULL && p->id == NULL)) {
+        post_free(p);
+        return TF_ENOMEM;
+    }
+    snprintf(p->trigger, tlen, "event:%s", ev->name);
+    int rc = uc->tenants->tenant_get(uc->tenants->ctx, p->tenant_id, tenant_read, p);
+    if (rc != 0) {
+        post_free(p);
+    }
+    return rc;
+}

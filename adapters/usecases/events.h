@@ -1,0 +1,45 @@
+/*
+ * events.h - custom events (POST /v1/events): the tenant's enabled rules
+ * triggered by the event's name each run (condition, then action) and are
+ * recorded as a run with the jobs they created and their new ctx.state,
+ * in one transaction per rule (engine/rules.h).  An event with an id fires
+ * each rule at most once: a repeat records and creates nothing.
+ * Loop thread of the use-case context only.
+ */
+#ifndef TF_ADAPTERS_USECASES_EVENTS_H
+#define TF_ADAPTERS_USECASES_EVENTS_H
+
+#include <stddef.h>
+
+#include "adapters/usecases/usecases.h"
+#include "engine/rules.h"
+
+#define TF_EVENT_ID_MAX 255 /* bytes of an event's id */
+
+/* What became of one rule. */
+typedef struct {
+    const char *rule_id, *run_id;
+    tf_rule_run_outcome_t outcome;
+    int duplicate; /* the rule already ran for this event id: nothing done */
+    int condition; /* -1: not evaluated */
+    const char *const *job_ids;
+    size_t njobs;
+    const char *error_type, *error_message; /* failed */
+} tf_uc_fired_t;
+
+/* status 0 with one entry per rule the event triggers (none: n 0). */
+typedef void (*tf_uc_event_cb)(void *arg, int status, const tf_uc_fired_t *runs, size_t n);
+
+typedef struct {
+    const char *tenant_id;
+    const char *name;      /* [A-Za-z0-9_.:-]{1,128}, not "job.*" */
+    const char *data_json; /* ev.data (NULL: null) */
+    const char *id;        /* NULL: none (no de-duplication) */
+} tf_uc_event_t;
+
+/* Returns 0 and calls `cb` later, or a TF_E* code (TF_EINVAL with why in
+ * `err`) and never calls it. */
+int tf_uc_event_post(tf_uc_t *uc, const tf_uc_event_t *ev, tf_uc_event_cb cb, void *arg, char *err,
+                     size_t errlen);
+
+#endif
