@@ -36,6 +36,7 @@ typedef struct {
     const char *trigger_json; /* {"kind": ..., ...}: docs/api.md, "Rule" */
     const char *cron, *timezone; /* cron triggers: the expression and zone; NULL otherwise */
     const char *hook_key;     /* webhook rules; NULL otherwise */
+    const char *hook_secret;  /* webhook rules, read by hook key only */
     const char *state_json;   /* ctx.state as stored (event_rules; NULL: none yet) */
     const char *source;       /* NULL in listings */
     size_t source_len;
@@ -108,8 +109,11 @@ typedef struct {
     int64_t duration_ms;
 } tf_rule_run_row_t;
 
-/* recorded 0: a run of that rule and dedup_key exists; nothing written. */
-typedef void (*tf_rule_recorded_cb)(void *arg, int status, int recorded);
+/* recorded 0: a run of that rule and dedup_key exists; nothing written;
+ * `first_run_id` and `first_jobs_json` (a JSON array of job ids) are that
+ * run's when it could be read (else NULL). */
+typedef void (*tf_rule_recorded_cb)(void *arg, int status, int recorded, const char *first_run_id,
+                                    const char *first_jobs_json);
 typedef void (*tf_rule_runs_cb)(void *arg, int status, const tf_rule_run_row_t *runs, size_t n);
 
 typedef struct {
@@ -141,6 +145,9 @@ typedef struct {
     /* Records the run, its jobs and the new state in one transaction;
      * nothing when the rule already has a run with that dedup_key. */
     int (*record_run)(void *ctx, const tf_rule_run_t *run, tf_rule_recorded_cb cb, void *arg);
+    /* The enabled live rule with this hook key (any tenant), with its
+     * source, state and hook secret; rule NULL: none. */
+    int (*hook_rule)(void *ctx, const char *hook_key, tf_rule_get_cb cb, void *arg);
     /* The rule's runs, newest first: at most `limit`, before run id
      * `before_id` (NULL: from the newest), only `outcome` (-1: any). */
     int (*runs)(void *ctx, const char *tenant_id, const char *rule_id, const char *before_id,

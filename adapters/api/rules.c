@@ -19,11 +19,18 @@
  *          newest first; ?limit=, ?cursor= (the last run's id), ?outcome=
  *   POST   /v1/events                {"name", "data"?, "id"?}: 202 {"runs":
  *          [...]} for the tenant's enabled rules triggered by that name
+ *   POST   /v1/hooks/{key}           no credentials: the body's signature by
+ *          the rule's scheme; 202 {"run_id", "jobs"}; 401 bad, missing or
+ *          stale signature (the body never echoed), or no such enabled
+ *          hook; 400 not JSON
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "adapters/api/routes.h"
@@ -568,6 +575,20 @@ static void list_runs(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_
 
 /* ---- events ---- */
 
+/* "jobs": what the run created, or for a duplicate what the first run did. */
+static void write_fired_jobs(tf_jbuf_t *b, const tf_uc_fired_t *r) {
+    tf_jbuf_key(b, "jobs");
+    if (r->duplicate) {
+        tf_jbuf_raw(b, r->jobs_json != NULL ? r->jobs_json : "[]");
+        return;
+    }
+    tf_jbuf_arr_open(b);
+    for (size_t k = 0; k < r->njobs; k++) {
+        tf_jbuf_str(b, r->job_ids[k]);
+    }
+    tf_jbuf_arr_close(b);
+}
+
 static void events_fired(void *arg, int status, const tf_uc_fired_t *runs, size_t n) {
     tf_http_req_t *req = arg;
     if (status != 0) {
@@ -589,12 +610,7 @@ static void events_fired(void *arg, int status, const tf_uc_fired_t *runs, size_
         tf_jbuf_key(&b, "outcome");
         tf_jbuf_str(&b, r->duplicate ? "duplicate" : outcome_names[r->outcome]);
         write_condition(&b, r->duplicate ? -1 : r->condition);
-        tf_jbuf_key(&b, "jobs");
-        tf_jbuf_arr_open(&b);
-        for (size_t k = 0; k < r->njobs; k++) {
-            tf_jbuf_str(&b, r->job_ids[k]);
-        }
-        tf_jbuf_arr_close(&b);
+        write_fired_jobs(&b, r);
         write_error(&b, r->duplicate ? NULL : r->error_type, r->error_message);
         tf_jbuf_obj_close(&b);
     }
@@ -644,6 +660,259 @@ static void post_event(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal
     json_decref(body);
 }
 
+/* ---- webhooks ---- */
+
+#define HOOK_TOLERANCE_S 300 /* signatures older or newer than this are stale */
+/* A key that names no enabled webhook rule answers as a bad signature
+ * does: the answer says nothing about which keys exist. */
+#define NO_HOOK "no enabled webhook rule has this key, or the signature is bad"
+
+/* HMAC-SHA256 of `parts` (concatenated) under `key`, into mac[32]. */
+static int hmac_parts(const uint8_t *key, size_t keylen, const char *const *parts,
+                      const size_t *lens, size_t n, uint8_t mac[32]) {
+    EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *c = m != NULL ? EVP_MAC_CTX_new(m) : NULL;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    size_t out = 0;
+    int ok = c != NULL && EVP_MAC_init(c, key, keylen, params) == 1;
+    for (size_t i = 0; ok && i < n; i++) {
+        ok = EVP_MAC_update(c, (const unsigned char *)parts[i], lens[i]) == 1;
+    }
+    ok = ok && EVP_MAC_final(c, mac, &out, 32) == 1 && out == 32;
+    EVP_MAC_CTX_free(c);
+    EVP_MAC_free(m);
+    return ok ? 0 : -1;
+}
+
+/* 1 when some "<prefix><hex>" item of the comma list `header` carries
+ * `mac` (constant-time compare). */
+static int hex_listed(const char *header, const char *prefix, const uint8_t mac[32]) {
+    char want[65];
+    tf_hex_encode(mac, 32, want);
+    size_t plen = strlen(prefix);
+    for (const char *p = header; p != NULL && *p != '\0';) {
+        while (*p == ' ' || *p == ',') {
+            p++;
+        }
+        size_t len = strcspn(p, ",");
+        if (len == plen + 64 && strncmp(p, prefix, plen) == 0 &&
+            CRYPTO_memcmp(p + plen, want, 64) == 0) {
+            return 1;
+        }
+        p += len;
+    }
+    return 0;
+}
+
+/* The integer after "t=" in a "t=...,v1=..." header; -1 when absent. */
+static long long header_time(const char *header) {
+    for (const char *p = header; p != NULL && *p != '\0';) {
+        while (*p == ' ' || *p == ',') {
+            p++;
+        }
+        if (p[0] == 't' && p[1] == '=') {
+            char *end = NULL;
+            long long t = strtoll(p + 2, &end, 10);
+            return end != p + 2 && (*end == ',' || *end == '\0') ? t : -1;
+        }
+        p += strcspn(p, ",");
+    }
+    return -1;
+}
+
+static int fresh(long long t, int64_t now_ms) {
+    long long now = (long long)(now_ms / 1000);
+    return t >= 0 && t >= now - HOOK_TOLERANCE_S && t <= now + HOOK_TOLERANCE_S;
+}
+
+/* Checks the request's signature by `scheme` under the rule's hex
+ * `secret`; sets *id to the sender's delivery id (header, or NULL).
+ * Returns NULL when it holds, else why not (never echoing the body). */
+static const char *verify(tf_http_req_t *req, const char *scheme, const char *secret,
+                          const char *body, size_t len, int64_t now_ms, const char **id) {
+    uint8_t mac[32];
+    size_t klen = strlen(secret);
+    *id = NULL;
+    if (strcmp(scheme, "github") == 0) {
+        const char *sig = tf_http_req_header(req, "x-hub-signature-256");
+        const char *parts[1] = {body};
+        size_t lens[1] = {len};
+        *id = tf_http_req_header(req, "x-github-delivery");
+        if (sig == NULL) {
+            return "missing X-Hub-Signature-256";
+        }
+        if (hmac_parts((const uint8_t *)secret, klen, parts, lens, 1, mac) != 0) {
+            return "cannot compute the signature";
+        }
+        return hex_listed(sig, "sha256=", mac) ? NULL : "bad signature";
+    }
+    if (strcmp(scheme, "standard-webhooks") == 0) {
+        const char *wid = tf_http_req_header(req, "webhook-id");
+        const char *ts = tf_http_req_header(req, "webhook-timestamp");
+        const char *sigs = tf_http_req_header(req, "webhook-signature");
+        if (wid == NULL || ts == NULL || sigs == NULL) {
+            return "missing webhook-id, webhook-timestamp or webhook-signature";
+        }
+        *id = wid;
+        char *end = NULL;
+        long long t = strtoll(ts, &end, 10);
+        if (end == ts || *end != '\0' || !fresh(t, now_ms)) {
+            return "stale or malformed webhook-timestamp";
+        }
+        uint8_t key[64];
+        int kl = tf_hex_decode(secret, key, sizeof(key));
+        const char *parts[5] = {wid, ".", ts, ".", body};
+        size_t lens[5] = {strlen(wid), 1, strlen(ts), 1, len};
+        if (kl < 0 || hmac_parts(key, (size_t)kl, parts, lens, 5, mac) != 0) {
+            return "cannot compute the signature";
+        }
+        unsigned char want[64];
+        int wl = EVP_EncodeBlock(want, mac, 32);
+        for (const char *p = sigs; *p != '\0';) { /* "v1,<base64> v1,<base64>" */
+            while (*p == ' ') {
+                p++;
+            }
+            size_t n = strcspn(p, " ");
+            if (n == (size_t)wl + 3 && strncmp(p, "v1,", 3) == 0 &&
+                CRYPTO_memcmp(p + 3, want, (size_t)wl) == 0) {
+                return NULL;
+            }
+            p += n;
+        }
+        return "bad signature";
+    }
+    /* taskflow and stripe: "t=<unix>,v1=<hex HMAC(secret, t + '.' + body)>" */
+    int stripe = strcmp(scheme, "stripe") == 0;
+    const char *sig = tf_http_req_header(req, stripe ? "stripe-signature" : "taskflow-signature");
+    if (sig == NULL) {
+        return stripe ? "missing Stripe-Signature" : "missing TaskFlow-Signature";
+    }
+    *id = stripe ? NULL : tf_http_req_header(req, "taskflow-event-id");
+    long long t = header_time(sig);
+    if (!fresh(t, now_ms)) {
+        return "stale or missing timestamp (t=) in the signature";
+    }
+    char tbuf[24];
+    snprintf(tbuf, sizeof(tbuf), "%lld", t);
+    const char *parts[3] = {tbuf, ".", body};
+    size_t lens[3] = {strlen(tbuf), 1, len};
+    if (hmac_parts((const uint8_t *)secret, klen, parts, lens, 3, mac) != 0) {
+        return "cannot compute the signature";
+    }
+    return hex_listed(sig, "v1=", mac) ? NULL : "bad signature";
+}
+
+typedef struct {
+    tf_http_req_t *req;
+    tf_api_loop_t *lp;
+} hook_t;
+
+static void hook_fired(void *arg, int status, const tf_uc_fired_t *runs, size_t n) {
+    tf_http_req_t *req = arg;
+    if (status != 0 || n != 1) {
+        tf_api_respond_status(req, status != 0 ? status : TF_EIO);
+        return;
+    }
+    tf_jbuf_t b;
+    tf_jbuf_init(&b);
+    tf_jbuf_obj_open(&b);
+    tf_jbuf_key(&b, "run_id");
+    tf_jbuf_str(&b, runs[0].run_id);
+    tf_jbuf_key(&b, "outcome");
+    tf_jbuf_str(&b, runs[0].duplicate ? "duplicate" : outcome_names[runs[0].outcome]);
+    write_fired_jobs(&b, &runs[0]);
+    write_error(&b, runs[0].duplicate ? NULL : runs[0].error_type, runs[0].error_message);
+    tf_jbuf_obj_close(&b);
+    tf_api_respond_jbuf(req, 202, &b);
+}
+
+static void hook_read(void *arg, int status, const tf_rule_t *rule) {
+    hook_t *h = arg;
+    tf_http_req_t *req = h->req;
+    tf_api_loop_t *lp = h->lp;
+    free(h);
+    if (status != 0) {
+        tf_api_respond_status(req, status);
+        return;
+    }
+    if (rule == NULL || rule->hook_secret == NULL) {
+        tf_http_respond_error(req, 401, "unauthorized", NO_HOOK, NULL);
+        return;
+    }
+    json_t *trigger = json_loads(rule->trigger_json, 0, NULL);
+    const char *scheme = json_string_value(json_object_get(trigger, "scheme"));
+    size_t len = 0;
+    const char *body = tf_http_req_body(req, &len);
+    body = body != NULL ? body : "";
+    const char *id = NULL;
+    const char *why =
+        scheme != NULL ? verify(req, scheme, rule->hook_secret, body, len, tf_uc_now(lp->uc), &id)
+                       : "the rule has no signature scheme";
+    json_t *parsed = why == NULL ? json_loadb(body, len, 0, NULL) : NULL;
+    if (why != NULL) {
+        tf_http_respond_error(req, 401, "unauthorized", why, NULL);
+    } else if (parsed == NULL) {
+        tf_http_respond_error(req, 400, "invalid_json", "the body is not JSON", NULL);
+    }
+    if (why != NULL || parsed == NULL) {
+        json_decref(trigger);
+        return;
+    }
+    if (id == NULL && strcmp(scheme, "stripe") == 0) { /* Stripe's event id is in the body */
+        id = json_string_value(json_object_get(parsed, "id"));
+    }
+    json_t *headers = json_object();
+    static const char *const shown[] = {
+        "content-type",      "user-agent", "x-github-event", "x-github-delivery", "webhook-id",
+        "taskflow-event-id", NULL};
+    for (size_t i = 0; shown[i] != NULL; i++) {
+        const char *v = tf_http_req_header(req, shown[i]);
+        if (v != NULL) {
+            json_object_set_new(headers, shown[i], json_string(v));
+        }
+    }
+    json_t *ev = json_pack("{s:o,s:o,s:s,s:s?}", "body", parsed, "headers", headers, "scheme",
+                           scheme, "id", id);
+    char *ev_text = ev != NULL ? json_dumps(ev, JSON_COMPACT) : NULL;
+    char dedup[300];
+    if (id != NULL) {
+        snprintf(dedup, sizeof(dedup), "%.255s", id);
+    }
+    int rc = ev_text == NULL ? TF_ENOMEM
+                             : tf_uc_rule_fire(lp->uc, rule, "webhook", ev_text,
+                                               id != NULL ? dedup : NULL, hook_fired, req);
+    if (rc != 0) {
+        tf_api_respond_status(req, rc);
+    }
+    free(ev_text);
+    json_decref(ev);
+    json_decref(trigger);
+}
+
+static void post_hook(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t *who) {
+    (void)who;
+    const char *key = tf_http_req_param(req, "key");
+    const tf_rule_store_t *s = lp->uc->rules;
+    size_t klen = key != NULL ? strlen(key) : 0;
+    if (klen != TF_RULE_HOOK_KEY_LEN || strspn(key, "0123456789abcdef") != klen) {
+        tf_http_respond_error(req, 401, "unauthorized", NO_HOOK, NULL);
+        return;
+    }
+    hook_t *h = s != NULL ? calloc(1, sizeof(*h)) : NULL;
+    if (h == NULL) {
+        tf_api_respond_status(req, s == NULL ? TF_EUNAVAIL : TF_ENOMEM);
+        return;
+    }
+    h->req = req;
+    h->lp = lp;
+    int rc = s->hook_rule(s->ctx, key, hook_read, h);
+    if (rc != 0) {
+        free(h);
+        tf_api_respond_status(req, rc);
+    }
+}
+
 const tf_api_route_t tf_api_rule_routes[] = {
     {"POST", "/v1/rules", TF_ROUTE_TENANT, post_rule},
     {"GET", "/v1/rules", TF_ROUTE_TENANT, list_rules},
@@ -655,5 +924,6 @@ const tf_api_route_t tf_api_rule_routes[] = {
     {"POST", "/v1/rules/{id}/test", TF_ROUTE_TENANT, test_rule},
     {"GET", "/v1/rules/{id}/runs", TF_ROUTE_TENANT, list_runs},
     {"POST", "/v1/events", TF_ROUTE_TENANT, post_event},
+    {"POST", "/v1/hooks/{key}", TF_ROUTE_PUBLIC, post_hook},
 };
 const size_t tf_api_rule_routes_count = sizeof(tf_api_rule_routes) / sizeof(tf_api_rule_routes[0]);

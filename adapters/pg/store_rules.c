@@ -97,7 +97,8 @@
 /* $1 tenant, $2 run id, $3 rule, $4 version, $5 trigger, $6 dedup key,
  * $7 at, $8 outcome, $9 condition, $10 job ids (uuid[]), $11 error type,
  * $12 error message, $13 duration ms, $14 new state (NULL: unchanged):
- * 1 when recorded, 0 when the rule has a run with that dedup key. */
+ * 1 when recorded, 0 when the rule has a run with that dedup key, and
+ * then that run's id and jobs. */
 #define SQL_RECORD_RUN                                                                             \
     "WITH ins AS (INSERT INTO rule_runs (tenant_id, id, rule_id, version, trigger, dedup_key, at," \
     "  outcome, condition, jobs, error_type, error_message, duration_ms)"                          \
@@ -108,7 +109,17 @@
     "  SELECT $3::uuid, $1::uuid, $14::jsonb, $7::timestamptz FROM ins WHERE $14::jsonb IS NOT NULL"\
     "  ON CONFLICT (rule_id, tenant_id) DO UPDATE SET state = excluded.state,"                     \
     "  updated_at = excluded.updated_at)"                                                          \
-    " SELECT count(*) FROM ins"
+    " SELECT count(*), (SELECT id::text FROM rule_runs WHERE rule_id = $3::uuid"                  \
+    "  AND dedup_key = $6 AND NOT EXISTS (SELECT 1 FROM ins)),"                                    \
+    " (SELECT array_to_json(jobs)::text FROM rule_runs WHERE rule_id = $3::uuid"                   \
+    "  AND dedup_key = $6 AND NOT EXISTS (SELECT 1 FROM ins)) FROM ins"
+
+/* $1 hook key: the enabled live webhook rule, its source and secret. */
+#define SQL_HOOK_RULE                                                                              \
+    "SELECT " RULE_COLUMNS ", v.source, r.tenant_id::text, r.hook_secret FROM rules r"             \
+    " JOIN rule_versions v ON v.rule_id = r.id AND v.version = r.version"                          \
+    " WHERE r.hook_key = $1 AND r.deleted_at IS NULL AND r.enabled"                                \
+    " AND r.trigger_kind = 'webhook'"
 
 /* $1 tenant, $2 rule, $3 before run id (NULL: newest), $4 outcome (NULL:
  * any), $5 limit. */
@@ -131,6 +142,7 @@ const tf_pg_prepared_t tf__pg_rules_prepared[] = {
     {"rule_event_rules", SQL_EVENT_RULES},
     {"rule_record_run", SQL_RECORD_RUN},
     {"rule_runs", SQL_RUNS},
+    {"rule_hook", SQL_HOOK_RULE},
 };
 const size_t tf__pg_rules_prepared_count =
     sizeof(tf__pg_rules_prepared) / sizeof(tf__pg_rules_prepared[0]);
@@ -229,6 +241,10 @@ static int decode_rule(const PGresult *res, int row, void *item) {
     if (PQnfields(res) > 15) {
         r->source = PQgetvalue(res, row, 15);
         r->source_len = (size_t)PQgetlength(res, row, 15);
+    }
+    if (PQnfields(res) > 17) { /* by hook key: the tenant and the secret */
+        r->tenant_id = PQgetvalue(res, row, 16);
+        r->hook_secret = PQgetvalue(res, row, 17);
     }
     return 0;
 }
@@ -336,8 +352,10 @@ static int event_rules(void *ctx, const char *tenant_id, const char *name, tf_ru
 static void recorded_done(const tf_pg_reply_t *reply, void *arg) {
     tf__pg_pending_t *p = arg;
     int rc = reply->status;
-    int recorded = rc == 0 && tf__pg_int(reply->results[0], 0, 0, 0) == 1;
-    ((tf_rule_recorded_cb)p->cb)(p->arg, rc, recorded);
+    const PGresult *res = rc == 0 ? reply->results[0] : NULL;
+    int recorded = res != NULL && tf__pg_int(res, 0, 0, 0) == 1;
+    ((tf_rule_recorded_cb)p->cb)(p->arg, rc, recorded, res != NULL ? tf__pg_text(res, 0, 1) : NULL,
+                                 res != NULL ? tf__pg_text(res, 0, 2) : NULL);
     free(p);
 }
 
@@ -401,6 +419,21 @@ static int record_run(void *ctx, const tf_rule_run_t *run, tf_rule_recorded_cb c
     return rc;
 }
 
+static void hook_done(const tf_pg_reply_t *reply, void *arg) {
+    tf__pg_pending_t *p = arg;
+    tf_rule_t *rules = NULL;
+    size_t n = 0;
+    int rc = tf__pg_rows(reply, sizeof(*rules), decode_rule, (void **)&rules, &n);
+    ((tf_rule_get_cb)p->cb)(p->arg, rc, rc == 0 && n == 1 ? &rules[0] : NULL);
+    free(rules);
+    free(p);
+}
+
+static int hook_rule(void *ctx, const char *hook_key, tf_rule_get_cb cb, void *arg) {
+    const char *values[1] = {hook_key};
+    return tf__pg_run_pending(ctx, "rule_hook", values, 1, hook_done, (void (*)(void))cb, arg);
+}
+
 static int decode_run(const PGresult *res, int row, void *item) {
     tf_rule_run_row_t *r = item;
     const char *outcome = PQgetvalue(res, row, 6);
@@ -455,4 +488,5 @@ void tf__pg_rules_bind(tf_rule_store_t *port) {
     port->event_rules = event_rules;
     port->record_run = record_run;
     port->runs = runs;
+    port->hook_rule = hook_rule;
 }

@@ -31,6 +31,7 @@ typedef struct {
     char **job_ids;
     size_t nids; /* job_ids kept (freed), whatever out.njobs says */
     char *error_type, *error_message;
+    char *first_jobs; /* a duplicate: the first run's jobs */
 } fired_t;
 
 typedef struct {
@@ -57,6 +58,7 @@ static void post_free(post_t *p) {
             free(p->fired[i].job_ids);
             free(p->fired[i].error_type);
             free(p->fired[i].error_message);
+            free(p->fired[i].first_jobs);
         }
     }
     free(p->targets);
@@ -83,7 +85,12 @@ static void answer(post_t *p, int status) {
 
 static void fire_next(post_t *p);
 
-static void recorded(void *arg, int status, int done) {
+static char *dup_or_null(const char *s) {
+    return s != NULL ? strdup(s) : NULL;
+}
+
+static void recorded(void *arg, int status, int done, const char *first_run_id,
+                     const char *first_jobs_json) {
     post_t *p = arg;
     if (status != 0) {
         answer(p, status);
@@ -91,16 +98,15 @@ static void recorded(void *arg, int status, int done) {
     }
     fired_t *f = &p->fired[p->next];
     f->out.duplicate = !done;
-    if (!done) { /* the rule already ran for this event id */
-        f->out.run_id = NULL;
+    if (!done) { /* the rule already ran for this event id: its first run */
+        snprintf(f->run_id, sizeof(f->run_id), "%s", first_run_id != NULL ? first_run_id : "");
+        f->out.run_id = first_run_id != NULL ? f->run_id : NULL;
         f->out.njobs = 0;
+        f->first_jobs = dup_or_null(first_jobs_json);
+        f->out.jobs_json = f->first_jobs;
     }
     p->next++;
     fire_next(p);
-}
-
-static char *dup_or_null(const char *s) {
-    return s != NULL ? strdup(s) : NULL;
 }
 
 static void evaluated(void *arg, int status, const tf_rule_outcome_t *o) {
@@ -199,20 +205,16 @@ static void fire_next(post_t *p) {
     }
 }
 
-static void rules_read(void *arg, int status, const tf_rule_t *rules, size_t n) {
-    post_t *p = arg;
-    if (status != 0) {
-        answer(p, status);
-        return;
-    }
+/* Copies the rules to fire into the targets.  Returns 0 or TF_ENOMEM. */
+static int take_targets(post_t *p, const tf_rule_t *rules, size_t n) {
     p->targets = n > 0 ? calloc(n, sizeof(*p->targets)) : NULL;
     p->fired = n > 0 ? calloc(n, sizeof(*p->fired)) : NULL;
     if (n > 0 && (p->targets == NULL || p->fired == NULL)) {
-        answer(p, TF_ENOMEM);
-        return;
+        return TF_ENOMEM;
     }
-    for (size_t i = 0; i < n; i++, p->n++) {
+    for (size_t i = 0; i < n; i++) {
         target_t *t = &p->targets[i];
+        p->n++;
         snprintf(t->id, sizeof(t->id), "%s", rules[i].id);
         snprintf(t->name, sizeof(t->name), "%s", rules[i].name);
         t->version = rules[i].version;
@@ -220,13 +222,23 @@ static void rules_read(void *arg, int status, const tf_rule_t *rules, size_t n) 
         t->source = malloc(rules[i].source_len + 1);
         t->state = dup_or_null(rules[i].state_json);
         if (t->source == NULL || (rules[i].state_json != NULL && t->state == NULL)) {
-            p->n++;
-            answer(p, TF_ENOMEM);
-            return;
+            return TF_ENOMEM;
         }
         memcpy(t->source, rules[i].source, rules[i].source_len);
         t->source[rules[i].source_len] = '\0';
         t->source_len = rules[i].source_len;
+    }
+    return 0;
+}
+
+static void rules_read(void *arg, int status, const tf_rule_t *rules, size_t n) {
+    post_t *p = arg;
+    if (status == 0) {
+        status = take_targets(p, rules, n);
+    }
+    if (status != 0) {
+        answer(p, status);
+        return;
     }
     fire_next(p);
 }
@@ -238,6 +250,10 @@ static void tenant_read(void *arg, int status, const tf_tenant_t *tenant) {
     }
     if (status == 0 && (p->tenant = tf_uc_tenant_json(tenant)) == NULL) {
         status = TF_ENOMEM;
+    }
+    if (status == 0 && p->n > 0) { /* one rule, given (a webhook's) */
+        fire_next(p);
+        return;
     }
     if (status == 0) {
         status = p->uc->rules->event_rules(p->uc->rules->ctx, p->tenant_id, p->name, rules_read, p);
@@ -271,6 +287,46 @@ static char *event_json(const tf_uc_event_t *ev) {
     return out;
 }
 
+/* A firing of the tenant's rules for `trigger` with event `event_json`;
+ * NULL when out of memory. */
+static post_t *post_new(tf_uc_t *uc, const char *tenant_id, const char *trigger,
+                        const char *event_json, const char *dedup_key, tf_uc_event_cb cb,
+                        void *arg) {
+    post_t *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return NULL;
+    }
+    p->uc = uc;
+    p->cb = cb;
+    p->arg = arg;
+    snprintf(p->tenant_id, sizeof(p->tenant_id), "%s", tenant_id);
+    if (dedup_key != NULL) {
+        snprintf(p->correlation_id, sizeof(p->correlation_id), "%s", dedup_key);
+    } else {
+        tf_uc_new_id(uc, p->correlation_id);
+    }
+    p->trigger = strdup(trigger);
+    p->event = strdup(event_json);
+    p->id = dup_or_null(dedup_key);
+    if (p->trigger == NULL || p->event == NULL || (dedup_key != NULL && p->id == NULL)) {
+        post_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static int post_start(post_t *p) {
+    int rc = p->uc->tenants->tenant_get(p->uc->tenants->ctx, p->tenant_id, tenant_read, p);
+    if (rc != 0) {
+        post_free(p);
+    }
+    return rc;
+}
+
+static int rules_available(const tf_uc_t *uc) {
+    return uc->rules != NULL && uc->evaluator != NULL && uc->tenants != NULL;
+}
+
 int tf_uc_event_post(tf_uc_t *uc, const tf_uc_event_t *ev, tf_uc_event_cb cb, void *arg, char *err,
                      size_t errlen) {
     if (ev->name == NULL || !tf_name_valid(ev->name, TF_SCRIPT_NAME_MAX) ||
@@ -285,36 +341,34 @@ int tf_uc_event_post(tf_uc_t *uc, const tf_uc_event_t *ev, tf_uc_event_cb cb, vo
         snprintf(err, errlen, "an event's id is 1 to %d bytes of UTF-8", TF_EVENT_ID_MAX);
         return TF_EINVAL;
     }
-    if (uc->rules == NULL || uc->evaluator == NULL || uc->tenants == NULL) {
+    if (!rules_available(uc)) {
         snprintf(err, errlen, "automation rules are not available on this node");
         return TF_EUNAVAIL;
     }
-    post_t *p = calloc(1, sizeof(*p));
+    char trigger[TF_SCRIPT_NAME_MAX + 8];
+    snprintf(trigger, sizeof(trigger), "event:%s", ev->name);
+    char *event = event_json(ev);
+    post_t *p = event != NULL ? post_new(uc, ev->tenant_id, trigger, event, ev->id, cb, arg) : NULL;
+    free(event);
     if (p == NULL) {
         return TF_ENOMEM;
     }
-    p->uc = uc;
-    p->cb = cb;
-    p->arg = arg;
-    snprintf(p->tenant_id, sizeof(p->tenant_id), "%s", ev->tenant_id);
     snprintf(p->name, sizeof(p->name), "%s", ev->name);
-    if (ev->id != NULL) {
-        snprintf(p->correlation_id, sizeof(p->correlation_id), "%s", ev->id);
-    } else {
-        tf_uc_new_id(uc, p->correlation_id);
+    return post_start(p);
+}
+
+int tf_uc_rule_fire(tf_uc_t *uc, const tf_rule_t *rule, const char *trigger, const char *event_json,
+                    const char *dedup_key, tf_uc_event_cb cb, void *arg) {
+    if (!rules_available(uc)) {
+        return TF_EUNAVAIL;
     }
-    size_t tlen = strlen(ev->name) + 8;
-    p->trigger = malloc(tlen);
-    p->event = event_json(ev);
-    p->id = dup_or_null(ev->id);
-    if (p->trigger == NULL || p->event == NULL || (ev->id != NULL && p->id == NULL)) {
+    post_t *p = post_new(uc, rule->tenant_id, trigger, event_json, dedup_key, cb, arg);
+    if (p == NULL) {
+        return TF_ENOMEM;
+    }
+    if (take_targets(p, rule, 1) != 0) {
         post_free(p);
         return TF_ENOMEM;
     }
-    snprintf(p->trigger, tlen, "event:%s", ev->name);
-    int rc = uc->tenants->tenant_get(uc->tenants->ctx, p->tenant_id, tenant_read, p);
-    if (rc != 0) {
-        post_free(p);
-    }
-    return rc;
+    return post_start(p);
 }

@@ -20,7 +20,9 @@
 typedef struct {
     const char *rule_id, *run_id;
     tf_rule_run_outcome_t outcome;
-    int duplicate; /* the rule already ran for this event id: nothing done */
+    int duplicate; /* the rule already ran for this event id: nothing done;
+                      run_id and jobs_json are that first run's (NULL if unread) */
+    const char *jobs_json;
     int condition; /* -1: not evaluated */
     const char *const *job_ids;
     size_t njobs;
@@ -41,5 +43,12 @@ typedef struct {
  * `err`) and never calls it. */
 int tf_uc_event_post(tf_uc_t *uc, const tf_uc_event_t *ev, tf_uc_event_cb cb, void *arg, char *err,
                      size_t errlen);
+
+/* Fires one rule (a webhook's, whose signature the caller checked) with
+ * event `event_json`, trigger `trigger` ("webhook"), at most once per
+ * `dedup_key` (may be NULL); `rule` needs its id, tenant_id, name,
+ * version, has_condition, source and state_json.  `cb` gets one entry. */
+int tf_uc_rule_fire(tf_uc_t *uc, const tf_rule_t *rule, const char *trigger, const char *event_json,
+                    const char *dedup_key, tf_uc_event_cb cb, void *arg);
 
 #endif

@@ -2,7 +2,12 @@
 """Automation rules as a tenant uploads, manages and dry-runs them (issue 9,
 first part: rules are uploaded, checked, versioned, listed, enabled,
 disabled, deleted and tested; they do not fire yet)."""
+import base64
 import datetime
+import hashlib
+import hmac
+import json
+import time
 import uuid
 import zoneinfo
 
@@ -316,7 +321,10 @@ def test_an_event_fires_its_rules_once_and_records_runs_jobs_and_state():
     assert job["state"] == "PENDING", job
     # The same event again: nothing fires, nothing is created.
     again = expect(event({"name": "member.joined", "data": {"user": "ann"}, "id": "evt-1"}), 202)
-    assert all(r["outcome"] == "duplicate" and r["jobs"] == [] for r in again["runs"]), again
+    # A repeat answers each rule's first run, and creates nothing.
+    first = {r["rule_id"]: (r["run_id"], r["jobs"]) for r in got["runs"]}
+    assert all(r["outcome"] == "duplicate" and first[r["rule_id"]] == (r["run_id"], r["jobs"])
+               for r in again["runs"]), (got, again)
     assert jobs_of_rule(c["id"]) == "1" and jobs_of_rule(broken["id"]) == "0"
     # The state persists between runs; a false condition records a run.
     got = expect(event({"name": "member.joined", "data": {"user": "bob"}}), 202)
@@ -364,6 +372,114 @@ def test_bad_events_and_run_queries():
     assert runs_of(r["id"])["runs"] == []
 
 
+def hook(url, body, headers):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return tf.request("POST", url, data, headers={"Content-Type": "application/json", **headers})
+
+
+def mac(secret, *parts):
+    return hmac.new(secret, b"".join(parts), hashlib.sha256)
+
+
+def taskflow_sig(secret, body, t=None):
+    t = int(time.time()) if t is None else t
+    return f"t={t},v1=" + mac(secret.encode(), str(t).encode(), b".", body).hexdigest()
+
+
+def webhook_rule(name, scheme):
+    src = (f'return {{\n  name = "{name}",\n  trigger = tf.webhook{{scheme = "{scheme}"}},\n'
+           '  action = function(ev, ctx)\n'
+           '    tf.enqueue{type = "Fulfil", queue = "orders", payload = {order = ev.body.order,'
+           ' scheme = ev.scheme}}\n  end,\n}\n')
+    return expect(post(src), 201)
+
+
+def test_signed_webhooks_fire_once_and_bad_signatures_fire_nothing():
+    r = webhook_rule("paid", "taskflow")
+    url, secret = r["hook_url"], r["hook_secret"]
+    body = json.dumps({"order": 7, "note": "secret-body-text"}).encode()
+    got = expect(hook(url, body, {"TaskFlow-Signature": taskflow_sig(secret, body),
+                                  "TaskFlow-Event-Id": "pay-1"}), 202)
+    assert got["outcome"] == "fired" and len(got["jobs"]) == 1, got
+    job = expect(get(f"/v1/jobs/{got['jobs'][0]}"), 200)
+    assert job["payload"] == {"order": 7, "scheme": "taskflow"} and job["rule_id"] == r["id"]
+    assert job["correlation_id"] == "pay-1", job
+    again = expect(hook(url, body, {"TaskFlow-Signature": taskflow_sig(secret, body),
+                                    "TaskFlow-Event-Id": "pay-1"}), 202)
+    assert again["outcome"] == "duplicate" and again["run_id"] == got["run_id"], again
+    assert again["jobs"] == got["jobs"] and jobs_of_rule(r["id"]) == "1", again
+    now = int(time.time())
+    bad = [
+        {},
+        {"TaskFlow-Signature": taskflow_sig("0" * 64, body)},
+        {"TaskFlow-Signature": taskflow_sig(secret, body, now - 301)},
+        {"TaskFlow-Signature": taskflow_sig(secret, body, now + 301)},
+        {"TaskFlow-Signature": taskflow_sig(secret, body + b" ")},
+        {"TaskFlow-Signature": f"t={now},v1=zz"},
+        {"TaskFlow-Signature": "v1=" + mac(secret.encode(), body).hexdigest()},
+    ]
+    for headers in bad:
+        status, _, answer = hook(url, body, headers)
+        assert status == 401 and answer["error"]["code"] == "unauthorized", (headers, answer)
+        assert "secret-body-text" not in json.dumps(answer), answer
+    # Changed by one space: the signature was over other bytes.
+    spaced = body.replace(b": 7", b":  7")
+    status, _, _ = hook(url, spaced, {"TaskFlow-Signature": taskflow_sig(secret, body)})
+    assert status == 401
+    not_json = b"order=7"
+    expect(hook(url, not_json, {"TaskFlow-Signature": taskflow_sig(secret, not_json)}), 400)
+    assert jobs_of_rule(r["id"]) == "1"
+    runs = runs_of(r["id"])["runs"]
+    assert len(runs) == 1 and runs[0]["trigger"] == "webhook" and runs[0]["event_id"] == "pay-1"
+    # Hooks that do not exist, or whose rule is disabled, answer as a bad
+    # signature does: nothing says which keys exist.
+    expect(hook("/v1/hooks/" + "0" * 32, body, {}), 401, "unauthorized")
+    expect(hook("/v1/hooks/nope", body, {}), 401, "unauthorized")
+    expect(call("POST", f"/v1/rules/{r['id']}/disable"), 200)
+    expect(hook(url, body, {"TaskFlow-Signature": taskflow_sig(secret, body)}), 401,
+           "unauthorized")
+    assert jobs_of_rule(r["id"]) == "1"
+
+
+def test_github_stripe_and_standard_webhooks_schemes():
+    body = json.dumps({"order": 9, "id": "evt_stripe_1"}).encode()
+    gh = webhook_rule("gh", "github")
+    good = "sha256=" + mac(gh["hook_secret"].encode(), body).hexdigest()
+    got = expect(hook(gh["hook_url"], body, {"X-Hub-Signature-256": good,
+                                             "X-GitHub-Delivery": "d-1"}), 202)
+    assert got["outcome"] == "fired", got
+    assert expect(hook(gh["hook_url"], body, {"X-Hub-Signature-256": good,
+                                              "X-GitHub-Delivery": "d-1"}), 202)["outcome"] \
+        == "duplicate"
+    for sig in ("sha256=" + "0" * 64, good.replace("sha256=", "sha1="), None):
+        headers = {"X-Hub-Signature-256": sig} if sig else {}
+        assert hook(gh["hook_url"], body, headers)[0] == 401
+    st = webhook_rule("st", "stripe")
+    t = int(time.time())
+    sig = f"t={t},v1=" + mac(st["hook_secret"].encode(), str(t).encode(), b".", body).hexdigest()
+    got = expect(hook(st["hook_url"], body, {"Stripe-Signature": sig}), 202)
+    assert got["outcome"] == "fired", got
+    # Stripe's event id is in the body: a redelivery fires nothing.
+    assert expect(hook(st["hook_url"], body, {"Stripe-Signature": sig}), 202)["outcome"] \
+        == "duplicate"
+    assert hook(st["hook_url"], body, {"Stripe-Signature": f"t={t - 400},v1=00"})[0] == 401
+    sw = webhook_rule("sw", "standard-webhooks")
+    key = bytes.fromhex(sw["hook_secret"])
+    ts = str(int(time.time()))
+    signed = "v1," + base64.b64encode(mac(key, b"msg_1.", ts.encode(), b".", body).digest()).decode()
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": ts,
+               "webhook-signature": "v1,bm90IGl0 " + signed}
+    got = expect(hook(sw["hook_url"], body, headers), 202)
+    assert got["outcome"] == "fired", got
+    assert expect(hook(sw["hook_url"], body, headers), 202)["outcome"] == "duplicate"
+    stale = dict(headers, **{"webhook-timestamp": str(int(ts) - 400)})
+    assert hook(sw["hook_url"], body, stale)[0] == 401
+    assert hook(sw["hook_url"], body + b" ", headers)[0] == 401
+    assert hook(sw["hook_url"], body, {"webhook-id": "msg_2", "webhook-timestamp": ts})[0] == 401
+    for r in (gh, st, sw):
+        assert jobs_of_rule(r["id"]) == "1", r["name"]
+
+
 if __name__ == "__main__":
     db = Database("rules")
     tf = TaskFlow(db.url, env={"TASKFLOW_ADMIN_TOKEN": ADMIN})
@@ -379,7 +495,9 @@ if __name__ == "__main__":
                    test_a_dry_run_sees_the_tenant,
                    test_dry_run_inputs,
                    test_an_event_fires_its_rules_once_and_records_runs_jobs_and_state,
-                   test_bad_events_and_run_queries])
+                   test_bad_events_and_run_queries,
+                   test_signed_webhooks_fire_once_and_bad_signatures_fire_nothing,
+                   test_github_stripe_and_standard_webhooks_schemes])
     finally:
         tf.stop()
         db.drop()
