@@ -38,6 +38,7 @@ typedef struct {
     const char *hook_key;     /* webhook rules; NULL otherwise */
     const char *hook_secret;  /* webhook rules, read by hook key only */
     const char *state_json;   /* ctx.state as stored (event_rules; NULL: none yet) */
+    int64_t state_version;    /* of state_json; 0: none yet */
     const char *source;       /* NULL in listings */
     size_t source_len;
     const char *sha256;
@@ -92,6 +93,8 @@ typedef struct {
     const char *error_type, *error_message;
     int64_t duration_ms;
     const char *state_json; /* the new ctx.state; NULL: unchanged */
+    int64_t state_version;  /* the version the run read (0: none): the state and the run are
+                               written only if it is still current */
     const tf_new_job_t *const *jobs;
     size_t njobs;
 } tf_rule_run_t;
@@ -109,11 +112,18 @@ typedef struct {
     int64_t duration_ms;
 } tf_rule_run_row_t;
 
-/* recorded 0: a run of that rule and dedup_key exists; nothing written;
+/* How recording a run went: recorded 1; or stale 1 (the state changed
+ * since the run read it: nothing written, evaluate again); or neither: a
+ * run of that rule and dedup_key exists, nothing written, and
  * `first_run_id` and `first_jobs_json` (a JSON array of job ids) are that
- * run's when it could be read (else NULL). */
-typedef void (*tf_rule_recorded_cb)(void *arg, int status, int recorded, const char *first_run_id,
-                                    const char *first_jobs_json);
+ * run's when they could be read (else NULL). */
+typedef struct {
+    int recorded, stale;
+    const char *first_run_id, *first_jobs_json;
+} tf_rule_recorded_t;
+
+typedef void (*tf_rule_recorded_cb)(void *arg, int status, const tf_rule_recorded_t *result);
+typedef void (*tf_rule_state_cb)(void *arg, int status, const char *state_json, int64_t version);
 typedef void (*tf_rule_runs_cb)(void *arg, int status, const tf_rule_run_row_t *runs, size_t n);
 
 typedef struct {
@@ -145,6 +155,9 @@ typedef struct {
     /* Records the run, its jobs and the new state in one transaction;
      * nothing when the rule already has a run with that dedup_key. */
     int (*record_run)(void *ctx, const tf_rule_run_t *run, tf_rule_recorded_cb cb, void *arg);
+    /* The rule's ctx.state for the tenant and its version (NULL, 0: none). */
+    int (*state)(void *ctx, const char *tenant_id, const char *rule_id, tf_rule_state_cb cb,
+                 void *arg);
     /* The enabled live rule with this hook key (any tenant), with its
      * source, state and hook secret; rule NULL: none. */
     int (*hook_rule)(void *ctx, const char *hook_key, tf_rule_get_cb cb, void *arg);

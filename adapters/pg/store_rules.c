@@ -55,7 +55,8 @@
     "r.id::text, r.name, v.version, r.enabled, v.trigger::text, r.hook_key, v.sha256,"             \
     " v.created_by, v.created_at, r.updated_at, v.trigger ->> 'cron', v.trigger ->> 'timezone',"  \
     " v.has_condition, r.trigger_kind, (SELECT st.state::text FROM rule_states st"                 \
-    "  WHERE st.rule_id = r.id AND st.tenant_id = r.tenant_id)"
+    "  WHERE st.rule_id = r.id AND st.tenant_id = r.tenant_id), (SELECT st.version"                \
+    "  FROM rule_states st WHERE st.rule_id = r.id AND st.tenant_id = r.tenant_id)"
 
 /* $1 tenant, $2 id. */
 #define SQL_GET                                                                                    \
@@ -96,23 +97,33 @@
 
 /* $1 tenant, $2 run id, $3 rule, $4 version, $5 trigger, $6 dedup key,
  * $7 at, $8 outcome, $9 condition, $10 job ids (uuid[]), $11 error type,
- * $12 error message, $13 duration ms, $14 new state (NULL: unchanged):
- * 1 when recorded, 0 when the rule has a run with that dedup key, and
- * then that run's id and jobs. */
+ * $12 error message, $13 duration ms, $14 new state (NULL: unchanged),
+ * $15 the state version the run read: runs recorded (1 or 0), when 0 for
+ * a repeat that run's id and jobs, and whether the state was stale (a
+ * newer version: nothing written). */
 #define SQL_RECORD_RUN                                                                             \
-    "WITH ins AS (INSERT INTO rule_runs (tenant_id, id, rule_id, version, trigger, dedup_key, at," \
-    "  outcome, condition, jobs, error_type, error_message, duration_ms)"                          \
-    "  VALUES ($1::uuid, $2::uuid, $3::uuid, $4::integer, $5, $6, $7::timestamptz, $8,"            \
-    "  $9::boolean, $10::uuid[], $11, $12, $13::integer)"                                          \
-    "  ON CONFLICT (rule_id, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING id),"     \
-    " st AS (INSERT INTO rule_states (rule_id, tenant_id, state, updated_at)"                      \
-    "  SELECT $3::uuid, $1::uuid, $14::jsonb, $7::timestamptz FROM ins WHERE $14::jsonb IS NOT NULL"\
+    "WITH st AS (INSERT INTO rule_states (rule_id, tenant_id, state, version, updated_at)"         \
+    "  SELECT $3::uuid, $1::uuid, $14::jsonb, 1, $7::timestamptz WHERE $14::jsonb IS NOT NULL"     \
+    "  AND NOT EXISTS (SELECT 1 FROM rule_runs WHERE rule_id = $3::uuid AND dedup_key = $6)"       \
     "  ON CONFLICT (rule_id, tenant_id) DO UPDATE SET state = excluded.state,"                     \
-    "  updated_at = excluded.updated_at)"                                                          \
-    " SELECT count(*), (SELECT id::text FROM rule_runs WHERE rule_id = $3::uuid"                  \
+    "  version = rule_states.version + 1, updated_at = excluded.updated_at"                        \
+    "  WHERE rule_states.version = $15::bigint RETURNING 1),"                                      \
+    " gate AS (SELECT 1 AS ok WHERE $14::jsonb IS NULL OR EXISTS (SELECT 1 FROM st)),"             \
+    " ins AS (INSERT INTO rule_runs (tenant_id, id, rule_id, version, trigger, dedup_key, at,"     \
+    "  outcome, condition, jobs, error_type, error_message, duration_ms)"                          \
+    "  SELECT $1::uuid, $2::uuid, $3::uuid, $4::integer, $5, $6, $7::timestamptz, $8,"             \
+    "  $9::boolean, $10::uuid[], $11, $12, $13::integer FROM gate"                                 \
+    "  ON CONFLICT (rule_id, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING id)"      \
+    " SELECT (SELECT count(*) FROM ins), (SELECT id::text FROM rule_runs WHERE rule_id = $3::uuid" \
     "  AND dedup_key = $6 AND NOT EXISTS (SELECT 1 FROM ins)),"                                    \
     " (SELECT array_to_json(jobs)::text FROM rule_runs WHERE rule_id = $3::uuid"                   \
-    "  AND dedup_key = $6 AND NOT EXISTS (SELECT 1 FROM ins)) FROM ins"
+    "  AND dedup_key = $6 AND NOT EXISTS (SELECT 1 FROM ins)),"                                    \
+    " NOT EXISTS (SELECT 1 FROM gate) AND NOT EXISTS (SELECT 1 FROM rule_runs"                     \
+    "  WHERE rule_id = $3::uuid AND dedup_key = $6)"
+
+/* $1 tenant, $2 rule: its state and version. */
+#define SQL_STATE                                                                                  \
+    "SELECT state::text, version FROM rule_states WHERE tenant_id = $1::uuid AND rule_id = $2::uuid"
 
 /* $1 hook key: the enabled live webhook rule, its source and secret. */
 #define SQL_HOOK_RULE                                                                              \
@@ -143,6 +154,7 @@ const tf_pg_prepared_t tf__pg_rules_prepared[] = {
     {"rule_record_run", SQL_RECORD_RUN},
     {"rule_runs", SQL_RUNS},
     {"rule_hook", SQL_HOOK_RULE},
+    {"rule_state", SQL_STATE},
 };
 const size_t tf__pg_rules_prepared_count =
     sizeof(tf__pg_rules_prepared) / sizeof(tf__pg_rules_prepared[0]);
@@ -238,13 +250,14 @@ static int decode_rule(const PGresult *res, int row, void *item) {
         }
     }
     r->state_json = tf__pg_text(res, row, 14);
-    if (PQnfields(res) > 15) {
-        r->source = PQgetvalue(res, row, 15);
-        r->source_len = (size_t)PQgetlength(res, row, 15);
+    r->state_version = tf__pg_int(res, row, 15, 0);
+    if (PQnfields(res) > 16) {
+        r->source = PQgetvalue(res, row, 16);
+        r->source_len = (size_t)PQgetlength(res, row, 16);
     }
-    if (PQnfields(res) > 17) { /* by hook key: the tenant and the secret */
-        r->tenant_id = PQgetvalue(res, row, 16);
-        r->hook_secret = PQgetvalue(res, row, 17);
+    if (PQnfields(res) > 18) { /* by hook key: the tenant and the secret */
+        r->tenant_id = PQgetvalue(res, row, 17);
+        r->hook_secret = PQgetvalue(res, row, 18);
     }
     return 0;
 }
@@ -353,9 +366,14 @@ static void recorded_done(const tf_pg_reply_t *reply, void *arg) {
     tf__pg_pending_t *p = arg;
     int rc = reply->status;
     const PGresult *res = rc == 0 ? reply->results[0] : NULL;
-    int recorded = res != NULL && tf__pg_int(res, 0, 0, 0) == 1;
-    ((tf_rule_recorded_cb)p->cb)(p->arg, rc, recorded, res != NULL ? tf__pg_text(res, 0, 1) : NULL,
-                                 res != NULL ? tf__pg_text(res, 0, 2) : NULL);
+    tf_rule_recorded_t r = {0};
+    if (res != NULL) {
+        r = (tf_rule_recorded_t){.recorded = tf__pg_int(res, 0, 0, 0) == 1,
+                                 .stale = tf__pg_bool(res, 0, 3),
+                                 .first_run_id = tf__pg_text(res, 0, 1),
+                                 .first_jobs_json = tf__pg_text(res, 0, 2)};
+    }
+    ((tf_rule_recorded_cb)p->cb)(p->arg, rc, &r);
     free(p);
 }
 
@@ -386,7 +404,8 @@ static int record_run(void *ctx, const tf_rule_run_t *run, tf_rule_recorded_cb c
         *p = (tf__pg_pending_t){.cb = (void (*)(void))cb, .arg = arg};
         tf__pg_time_t at;
         tf__pg_int_t version, duration;
-        const char *values[14] = {
+        tf__pg_int_t state_version;
+        const char *values[15] = {
             run->tenant_id,
             run->id,
             run->rule_id,
@@ -403,10 +422,11 @@ static int record_run(void *ctx, const tf_rule_run_t *run, tf_rule_recorded_cb c
             run->error_message,
             tf__pg_int_param(run->duration_ms, &duration),
             run->state_json,
+            tf__pg_int_param(run->state_version, &state_version),
         };
         const char *job_values[2] = {rows_text, "false"};
         tf_pg_stmt_t stmts[2] = {
-            {.prepared = "rule_record_run", .nparams = 14, .values = values},
+            {.prepared = "rule_record_run", .nparams = 15, .values = values},
             {.prepared = "jobs_submit_rule", .nparams = 2, .values = job_values},
         };
         rc = tf_pg_submit(s->pool, stmts, run->njobs > 0 ? 2 : 1, 0, recorded_done, p);
@@ -427,6 +447,21 @@ static void hook_done(const tf_pg_reply_t *reply, void *arg) {
     ((tf_rule_get_cb)p->cb)(p->arg, rc, rc == 0 && n == 1 ? &rules[0] : NULL);
     free(rules);
     free(p);
+}
+
+static void state_done(const tf_pg_reply_t *reply, void *arg) {
+    tf__pg_pending_t *p = arg;
+    const PGresult *res = reply->status == 0 ? reply->results[0] : NULL;
+    int found = res != NULL && PQntuples(res) == 1;
+    ((tf_rule_state_cb)p->cb)(p->arg, reply->status, found ? PQgetvalue(res, 0, 0) : NULL,
+                              found ? tf__pg_int(res, 0, 1, 0) : 0);
+    free(p);
+}
+
+static int rule_state(void *ctx, const char *tenant_id, const char *rule_id, tf_rule_state_cb cb,
+                      void *arg) {
+    const char *values[2] = {tenant_id, rule_id};
+    return tf__pg_run_pending(ctx, "rule_state", values, 2, state_done, (void (*)(void))cb, arg);
 }
 
 static int hook_rule(void *ctx, const char *hook_key, tf_rule_get_cb cb, void *arg) {
@@ -489,4 +524,5 @@ void tf__pg_rules_bind(tf_rule_store_t *port) {
     port->record_run = record_run;
     port->runs = runs;
     port->hook_rule = hook_rule;
+    port->state = rule_state;
 }

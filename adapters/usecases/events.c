@@ -16,11 +16,15 @@
 #include "engine/names.h"
 #include "engine/utf8.h"
 
+enum { TF_RULE_STATE_TRIES = 50 }; /* evaluations of one firing whose state keeps changing */
+
 /* A rule the event fires, copied out of the store's answer. */
 typedef struct {
     char id[TF_ID_LEN], name[TF_SCRIPT_NAME_MAX + 1];
     int version, has_condition;
     char *source, *state;
+    int64_t state_version;
+    int tries; /* evaluations: the state changed under the earlier ones */
     size_t source_len;
 } target_t;
 
@@ -89,14 +93,50 @@ static char *dup_or_null(const char *s) {
     return s != NULL ? strdup(s) : NULL;
 }
 
-static void recorded(void *arg, int status, int done, const char *first_run_id,
-                     const char *first_jobs_json) {
+/* The rule's state as it is now: evaluate the rule again. */
+static void state_reread(void *arg, int status, const char *state_json, int64_t version) {
+    post_t *p = arg;
+    target_t *t = &p->targets[p->next];
+    char *state = dup_or_null(state_json);
+    if (status == 0 && state_json != NULL && state == NULL) {
+        status = TF_ENOMEM;
+    }
+    if (status != 0) {
+        free(state);
+        answer(p, status);
+        return;
+    }
+    free(t->state);
+    t->state = state;
+    t->state_version = version;
+    fire_next(p);
+}
+
+static void recorded(void *arg, int status, const tf_rule_recorded_t *r) {
     post_t *p = arg;
     if (status != 0) {
         answer(p, status);
         return;
     }
     fired_t *f = &p->fired[p->next];
+    target_t *t = &p->targets[p->next];
+    if (r->stale) { /* another run of the rule changed its state first */
+        free(f->error_type), free(f->error_message);
+        for (size_t k = 0; k < f->nids; k++) {
+            free(f->job_ids[k]);
+        }
+        free(f->job_ids);
+        memset(f, 0, sizeof(*f));
+        status = t->tries < TF_RULE_STATE_TRIES
+                     ? p->uc->rules->state(p->uc->rules->ctx, p->tenant_id, t->id, state_reread, p)
+                     : TF_EAGAIN;
+        if (status != 0) {
+            answer(p, status);
+        }
+        return;
+    }
+    const char *first_run_id = r->first_run_id, *first_jobs_json = r->first_jobs_json;
+    int done = r->recorded;
     f->out.duplicate = !done;
     if (!done) { /* the rule already ran for this event id: its first run */
         snprintf(f->run_id, sizeof(f->run_id), "%s", first_run_id != NULL ? first_run_id : "");
@@ -160,6 +200,7 @@ static void evaluated(void *arg, int status, const tf_rule_outcome_t *o) {
                          .error_message = o->error_message,
                          .duration_ms = now > p->started_ms ? now - p->started_ms : 0,
                          .state_json = outcome == TF_RULE_RUN_FIRED ? o->state_json : NULL,
+                         .state_version = t->state_version,
                          .jobs = njobs > 0 ? o->jobs : NULL,
                          .njobs = njobs};
     rc = p->uc->rules->record_run(p->uc->rules->ctx, &run, recorded, p);
@@ -173,7 +214,8 @@ static void fire_next(post_t *p) {
         answer(p, 0);
         return;
     }
-    const target_t *t = &p->targets[p->next];
+    target_t *t = &p->targets[p->next];
+    t->tries++;
     p->started_ms = tf_uc_now(p->uc);
     char head[400];
     snprintf(head, sizeof(head),
@@ -221,6 +263,7 @@ static int take_targets(post_t *p, const tf_rule_t *rules, size_t n) {
         t->has_condition = rules[i].has_condition;
         t->source = malloc(rules[i].source_len + 1);
         t->state = dup_or_null(rules[i].state_json);
+        t->state_version = rules[i].state_version;
         if (t->source == NULL || (rules[i].state_json != NULL && t->state == NULL)) {
             return TF_ENOMEM;
         }

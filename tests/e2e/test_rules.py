@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import hmac
 import json
+import threading
 import time
 import uuid
 import zoneinfo
@@ -480,6 +481,35 @@ def test_github_stripe_and_standard_webhooks_schemes():
         assert jobs_of_rule(r["id"]) == "1", r["name"]
 
 
+def test_overlapping_firings_lose_no_state():
+    src = ('return {\n  name = "counter",\n  trigger = tf.event("tick"),\n'
+           '  action = function(ev, ctx)\n'
+           '    ctx.state.n = (ctx.state.n or 0) + 1\n'
+           '    tf.enqueue{type = "Tick", queue = "ticks", payload = {n = ctx.state.n}}\n'
+           '  end,\n}\n')
+    r = expect(post(src), 201)
+    answers = []
+
+    def send():
+        for _ in range(5):
+            answers.append(event({"name": "tick"})[0])
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert answers == [202] * 40, answers
+    fired = db.sql(f"SELECT count(*) FROM rule_runs WHERE rule_id = '{r['id']}'"
+                   " AND outcome = 'fired'")
+    assert fired == "40", fired
+    assert db.sql(f"SELECT state ->> 'n' FROM rule_states WHERE rule_id = '{r['id']}'") == "40"
+    # Every job saw its own count: 1..40, each once.
+    ns = db.sql(f"SELECT string_agg((payload ->> 'n'), ',' ORDER BY (payload ->> 'n')::int)"
+                f" FROM jobs WHERE rule_id = '{r['id']}'")
+    assert ns == ",".join(str(i) for i in range(1, 41)), ns
+
+
 if __name__ == "__main__":
     db = Database("rules")
     tf = TaskFlow(db.url, env={"TASKFLOW_ADMIN_TOKEN": ADMIN})
@@ -497,7 +527,8 @@ if __name__ == "__main__":
                    test_an_event_fires_its_rules_once_and_records_runs_jobs_and_state,
                    test_bad_events_and_run_queries,
                    test_signed_webhooks_fire_once_and_bad_signatures_fire_nothing,
-                   test_github_stripe_and_standard_webhooks_schemes])
+                   test_github_stripe_and_standard_webhooks_schemes,
+                   test_overlapping_firings_lose_no_state])
     finally:
         tf.stop()
         db.drop()

@@ -13,7 +13,8 @@
 -- with its outcome, the jobs it created and its error; a run of an event
 -- with an id is unique per rule (dedup_key), so a repeated event fires
 -- nothing.  rule_states holds ctx.state per rule and tenant, written in the
--- run's transaction.
+-- run's transaction only if its version is still the one the run read
+-- (runs of one rule may overlap: the later one is evaluated again).
 
 CREATE TABLE rules (
     id           uuid PRIMARY KEY,
@@ -71,6 +72,7 @@ CREATE TABLE rule_states (
     rule_id    uuid NOT NULL REFERENCES rules (id) ON DELETE CASCADE,
     tenant_id  uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     state      jsonb NOT NULL,
+    version    bigint NOT NULL,
     updated_at timestamptz NOT NULL,
     PRIMARY KEY (rule_id, tenant_id)
 );
