@@ -149,6 +149,16 @@ static void recorded(void *arg, int status, const tf_rule_recorded_t *r) {
     fire_next(p);
 }
 
+/* Whether the action left a state other than the one read: a rule that
+ * never touches ctx.state writes nothing and never waits for another run
+ * of itself. */
+static int state_changed(const target_t *t, const char *state_json) {
+    if (state_json == NULL) {
+        return 0;
+    }
+    return t->state != NULL ? strcmp(t->state, state_json) != 0 : strcmp(state_json, "{}") != 0;
+}
+
 static void evaluated(void *arg, int status, const tf_rule_outcome_t *o) {
     post_t *p = arg;
     if (status != 0) {
@@ -199,7 +209,9 @@ static void evaluated(void *arg, int status, const tf_rule_outcome_t *o) {
                          .error_type = o->error_type,
                          .error_message = o->error_message,
                          .duration_ms = now > p->started_ms ? now - p->started_ms : 0,
-                         .state_json = outcome == TF_RULE_RUN_FIRED ? o->state_json : NULL,
+                         .state_json = outcome == TF_RULE_RUN_FIRED && state_changed(t, o->state_json)
+                                           ? o->state_json
+                                           : NULL,
                          .state_version = t->state_version,
                          .jobs = njobs > 0 ? o->jobs : NULL,
                          .njobs = njobs};
