@@ -31,15 +31,18 @@ typedef struct {
     const char *id, *tenant_id, *name;
     int version;
     int enabled;
-    int has_condition;        /* the version has a condition function */
+    int has_condition; /* the version has a condition function */
     tf_trigger_kind_t kind;
-    const char *trigger_json; /* {"kind": ..., ...}: docs/api.md, "Rule" */
+    const char *trigger_json;    /* {"kind": ..., ...}: docs/api.md, "Rule" */
     const char *cron, *timezone; /* cron triggers: the expression and zone; NULL otherwise */
-    const char *hook_key;     /* webhook rules; NULL otherwise */
-    const char *hook_secret;  /* webhook rules, read by hook key only */
-    const char *state_json;   /* ctx.state as stored (event_rules; NULL: none yet) */
-    int64_t state_version;    /* of state_json; 0: none yet */
-    const char *source;       /* NULL in listings */
+    const char *catch_up;        /* cron triggers: "latest" or "none"; NULL otherwise */
+    int64_t next_fire_ms;        /* cron triggers: the first fire time not dealt with yet;
+                                    TF_TIME_NONE: none (deleted, or never fires) */
+    const char *hook_key;        /* webhook rules; NULL otherwise */
+    const char *hook_secret;     /* webhook rules, read by hook key only */
+    const char *state_json;      /* ctx.state as stored (event_rules; NULL: none yet) */
+    int64_t state_version;       /* of state_json; 0: none yet */
+    const char *source;          /* NULL in listings */
     size_t source_len;
     const char *sha256;
     const char *created_by;
@@ -59,6 +62,8 @@ typedef struct {
     const char *hook_key, *hook_secret; /* new webhook rules */
     const char *actor;
     int64_t now_ms;
+    int64_t next_fire_ms; /* cron rules: the first fire time after now (an update of the same
+                             trigger keeps the stored one); TF_TIME_NONE otherwise */
 } tf_rule_put_t;
 
 typedef struct {
@@ -66,6 +71,7 @@ typedef struct {
     const char *sha256;
     int enabled;          /* the rule's (a new version keeps it) */
     const char *hook_key; /* webhook rules */
+    int64_t next_fire_ms; /* cron rules: as stored; TF_TIME_NONE otherwise */
 } tf_rule_put_result_t;
 
 typedef void (*tf_rule_put_cb)(void *arg, int status, const tf_rule_put_result_t *result);
@@ -76,10 +82,10 @@ typedef void (*tf_rule_status_cb)(void *arg, int status);
 
 /* One firing of a rule, recorded with what it created. */
 typedef enum {
-    TF_RULE_RUN_FIRED = 0,    /* the action ran */
-    TF_RULE_RUN_NOT_MATCHED,  /* the condition was false */
-    TF_RULE_RUN_FAILED,       /* the condition or the action failed: nothing created */
-    TF_RULE_RUN_SKIPPED,      /* a fire time not run (reason in error_message) */
+    TF_RULE_RUN_FIRED = 0,   /* the action ran */
+    TF_RULE_RUN_NOT_MATCHED, /* the condition was false */
+    TF_RULE_RUN_FAILED,      /* the condition or the action failed: nothing created */
+    TF_RULE_RUN_SKIPPED,     /* a fire time not run (reason in error_message) */
 } tf_rule_run_outcome_t;
 
 typedef struct {
@@ -123,6 +129,24 @@ typedef struct {
 } tf_rule_recorded_t;
 
 typedef void (*tf_rule_recorded_cb)(void *arg, int status, const tf_rule_recorded_t *result);
+
+/* What became of a cron rule's due fire times (engine/cronplan.h): the
+ * skipped ones, recorded as runs (outcome skipped, error_type the reason),
+ * and the next fire time. */
+typedef struct {
+    const char *rule_id;
+    const char *tenant_id; /* NULL: a platform rule (skipped for every tenant) */
+    const char *node;      /* the lease holder */
+    int version;
+    int64_t due_ms;  /* the fire time the rule was taken at */
+    int64_t next_ms; /* TF_TIME_NONE: never again */
+    size_t nskipped;
+    const char *const *run_ids, *const *dedup_keys, *const *reasons, *const *messages;
+    const int64_t *skipped_ms;
+} tf_rule_cron_done_t;
+
+/* released 0: another node holds the rule now (nothing written). */
+typedef void (*tf_rule_cron_done_cb)(void *arg, int status, int released);
 typedef void (*tf_rule_state_cb)(void *arg, int status, const char *state_json, int64_t version);
 typedef void (*tf_rule_runs_cb)(void *arg, int status, const tf_rule_run_row_t *runs, size_t n);
 
@@ -165,6 +189,15 @@ typedef struct {
      * `before_id` (NULL: from the newest), only `outcome` (-1: any). */
     int (*runs)(void *ctx, const char *tenant_id, const char *rule_id, const char *before_id,
                 int outcome, int limit, tf_rule_runs_cb cb, void *arg);
+    /* At most `limit` live cron rules due at `now_ms` that no node holds,
+     * leased to `node` for `lease_ms`, with their source and tenant (NULL:
+     * a platform rule) and state. */
+    int (*cron_due)(void *ctx, const char *node, int64_t now_ms, int64_t lease_ms, int limit,
+                    tf_rule_list_cb cb, void *arg);
+    /* Records the skipped fire times, moves the rule to its next fire time
+     * and releases it, all only if `node` still holds it at `due_ms`. */
+    int (*cron_done)(void *ctx, const tf_rule_cron_done_t *done, tf_rule_cron_done_cb cb,
+                     void *arg);
 } tf_rule_store_t;
 
 /* What checking an uploaded rule found in its returned table. */
@@ -196,9 +229,9 @@ typedef struct {
 
 /* How an evaluation went.  Borrowed for the callback. */
 typedef struct {
-    int ok;                 /* 0: the condition or the action failed */
-    int condition;          /* the condition's answer (1 for a rule without one) */
-    const char *state_json; /* ctx.state after the action (JSON); NULL: it did not run */
+    int ok;                          /* 0: the condition or the action failed */
+    int condition;                   /* the condition's answer (1 for a rule without one) */
+    const char *state_json;          /* ctx.state after the action (JSON); NULL: it did not run */
     const tf_new_job_t *const *jobs; /* what the action created with tf.enqueue */
     size_t njobs;
     const char *error_type, *error_message; /* !ok */

@@ -41,9 +41,8 @@
 
 #define NO_RULE "no such rule"
 
-/* The members of a Rule (`rule` 1) or of one of its versions; `uc` gives
- * a cron rule's next fire time. */
-static int write_fields(tf_jbuf_t *b, const tf_uc_t *uc, const tf_rule_t *r, int rule) {
+/* The members of a Rule (`rule` 1) or of one of its versions. */
+static int write_fields(tf_jbuf_t *b, const tf_rule_t *r, int rule) {
     int rc = 0;
     if (rule) {
         tf_jbuf_key(b, "id");
@@ -61,7 +60,7 @@ static int write_fields(tf_jbuf_t *b, const tf_uc_t *uc, const tf_rule_t *r, int
     tf_jbuf_raw(b, r->trigger_json);
     if (rule && r->cron != NULL) {
         tf_jbuf_key(b, "next_fire_at");
-        rc |= tf_api_time(b, tf_uc_rule_next_fire(uc, r));
+        rc |= tf_api_time(b, r->enabled ? r->next_fire_ms : TF_TIME_NONE);
     }
     if (rule && r->hook_key != NULL) {
         char url[TF_RULE_HOOK_KEY_LEN + 16];
@@ -86,9 +85,9 @@ static int write_fields(tf_jbuf_t *b, const tf_uc_t *uc, const tf_rule_t *r, int
     return rc != 0 ? TF_EIO : 0;
 }
 
-static int write_rule(tf_jbuf_t *b, const tf_uc_t *uc, const tf_rule_t *r, int rule) {
+static int write_rule(tf_jbuf_t *b, const tf_rule_t *r, int rule) {
     tf_jbuf_obj_open(b);
-    int rc = write_fields(b, uc, r, rule);
+    int rc = write_fields(b, r, rule);
     tf_jbuf_obj_close(b);
     return rc;
 }
@@ -110,7 +109,7 @@ static void uploaded(void *arg, int status, const char *message, const tf_rule_t
         tf_jbuf_t b;
         tf_jbuf_init(&b);
         tf_jbuf_obj_open(&b);
-        int rc = write_fields(&b, tf_api_loop(req)->uc, rule, 1);
+        int rc = write_fields(&b, rule, 1);
         if (hook_secret != NULL) {
             tf_jbuf_key(&b, "hook_secret");
             tf_jbuf_str(&b, hook_secret);
@@ -171,7 +170,7 @@ static void versions_read(void *arg, int status, const tf_rule_t *list, size_t n
         tf_jbuf_key(&g->b, "versions");
         tf_jbuf_arr_open(&g->b);
         for (size_t i = 0; i < n && rc == 0; i++) {
-            rc = write_rule(&g->b, g->lp->uc, &list[i], 0);
+            rc = write_rule(&g->b, &list[i], 0);
         }
         tf_jbuf_arr_close(&g->b);
         tf_jbuf_obj_close(&g->b);
@@ -199,7 +198,7 @@ static void rule_read(void *arg, int status, const tf_rule_t *rule) {
     }
     tf_jbuf_init(&g->b);
     tf_jbuf_obj_open(&g->b);
-    int rc = write_fields(&g->b, g->lp->uc, rule, 1);
+    int rc = write_fields(&g->b, rule, 1);
     const tf_rule_store_t *s = g->lp->uc->rules;
     if (rc == 0) {
         rc = s->versions(s->ctx, g->tenant_id, g->id, versions_read, g);
@@ -253,7 +252,7 @@ static void listed(void *arg, int status, const tf_rule_t *list, size_t n) {
     tf_jbuf_arr_open(&b);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = write_rule(&b, tf_api_loop(req)->uc, &list[i], 1);
+        rc = write_rule(&b, &list[i], 1);
     }
     tf_jbuf_arr_close(&b);
     tf_jbuf_obj_close(&b);

@@ -171,6 +171,34 @@ char *tf__pg_uuid_array(const char *const *ids, size_t n) {
     return text;
 }
 
+char *tf__pg_text_array(const char *const *items, size_t n) {
+    size_t need = 3;
+    for (size_t i = 0; i < n; i++) {
+        need += 2 * strlen(items[i]) + 3;
+    }
+    char *text = malloc(need);
+    if (text == NULL) {
+        return NULL;
+    }
+    size_t len = 0;
+    text[len++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0) {
+            text[len++] = ',';
+        }
+        text[len++] = '"';
+        for (const char *c = items[i]; *c != '\0'; c++) {
+            if (*c == '"' || *c == '\\') {
+                text[len++] = '\\';
+            }
+            text[len++] = *c;
+        }
+        text[len++] = '"';
+    }
+    memcpy(text + len, "}", 2);
+    return text;
+}
+
 /* ---- decoding ---- */
 
 int64_t tf__pg_int(const PGresult *res, int row, int col, int64_t if_null) {

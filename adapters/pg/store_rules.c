@@ -16,22 +16,24 @@
 #define SHA256_OF(x) "encode(sha256(convert_to(" x ", 'UTF8')), 'hex')"
 
 /* $1 id, $2 tenant, $3 name, $4 source, $5 kind, $6 trigger, $7 hook key,
- * $8 hook secret, $9 actor, $10 now, $11 has_condition: version 1, its sha256, no refusal,
+ * $8 hook secret, $9 actor, $10 now, $11 has_condition, $12 next fire time (cron
+ * rules; NULL otherwise): version 1, its sha256, no refusal,
  * 1, enabled, the hook key (the update's columns).  A live rule of the same
  * name fails the statement (unique violation). */
 #define SQL_CREATE                                                                                 \
     "WITH r AS (INSERT INTO rules (id, tenant_id, name, version, trigger_kind, trigger,"           \
-    "  hook_key, hook_secret, created_at, updated_at)"                                             \
+    "  hook_key, hook_secret, created_at, updated_at, next_fire_at)"                               \
     "  VALUES ($1::uuid, $2::uuid, $3, 1, $5, $6::jsonb, $7, $8, $10::timestamptz,"                \
-    "  $10::timestamptz) RETURNING id),"                                                           \
+    "  $10::timestamptz, $12::timestamptz) RETURNING id),"                                         \
     " v AS (INSERT INTO rule_versions (rule_id, version, source, sha256, trigger, has_condition,"  \
-    "  created_by, created_at) SELECT id, 1, $4, " SHA256_OF("$4") ", $6::jsonb, $11::boolean, $9,"\
+    "  created_by, created_at) SELECT id, 1, $4, " SHA256_OF("$4") ", $6::jsonb, $11::boolean, $9," \
     "  $10::timestamptz FROM r"                                                                    \
     "  RETURNING version, sha256)"                                                                 \
-    " SELECT version, sha256, NULL::text, 1, true, $7 FROM v"
+    " SELECT version, sha256, NULL::text, 1, true, $7, $12::timestamptz FROM v"
 
 /* $1 id, $2 tenant, $3 name, $4 source, $5 kind, $6 trigger, $7 actor,
- * $8 now, $9 has_condition: the new version and its sha256, or NULL with why ('missing' or
+ * $8 now, $9 has_condition, $10 next fire time (cron rules; kept while the
+ * trigger stays the same): the new version and its sha256, or NULL with why ('missing' or
  * 'kind'); rows changed; whether the rule is enabled and its hook key.  A
  * name another live rule has fails the statement (unique violation). */
 #define SQL_UPDATE                                                                                 \
@@ -44,19 +46,21 @@
     "  created_by, created_at) SELECT ok.id, nv.v, $4, " SHA256_OF("$4") ", $6::jsonb,"            \
     "  $9::boolean, $7, $8::timestamptz FROM ok, nv RETURNING version, sha256),"                   \
     " u AS (UPDATE rules r SET name = $3, version = v.version, trigger = $6::jsonb,"               \
-    "  updated_at = $8::timestamptz FROM v WHERE r.id = $1::uuid"                                  \
-    "  RETURNING r.id, r.enabled, r.hook_key)"                                                     \
+    "  updated_at = $8::timestamptz, next_fire_at = CASE WHEN r.trigger = $6::jsonb"               \
+    "  THEN r.next_fire_at ELSE $10::timestamptz END FROM v WHERE r.id = $1::uuid"                 \
+    "  RETURNING r.id, r.enabled, r.hook_key, r.next_fire_at)"                                     \
     " SELECT (SELECT version FROM v), (SELECT sha256 FROM v),"                                     \
     " CASE WHEN NOT EXISTS (SELECT 1 FROM cur) THEN 'missing'"                                     \
     "  WHEN NOT EXISTS (SELECT 1 FROM ok) THEN 'kind' END, (SELECT count(*) FROM u),"              \
-    " (SELECT enabled FROM u), (SELECT hook_key FROM u)"
+    " (SELECT enabled FROM u), (SELECT hook_key FROM u), (SELECT next_fire_at FROM u)"
 
 #define RULE_COLUMNS                                                                               \
     "r.id::text, r.name, v.version, r.enabled, v.trigger::text, r.hook_key, v.sha256,"             \
-    " v.created_by, v.created_at, r.updated_at, v.trigger ->> 'cron', v.trigger ->> 'timezone',"  \
+    " v.created_by, v.created_at, r.updated_at, v.trigger ->> 'cron', v.trigger ->> 'timezone',"   \
     " v.has_condition, r.trigger_kind, (SELECT st.state::text FROM rule_states st"                 \
     "  WHERE st.rule_id = r.id AND st.tenant_id = r.tenant_id), (SELECT st.version"                \
-    "  FROM rule_states st WHERE st.rule_id = r.id AND st.tenant_id = r.tenant_id)"
+    "  FROM rule_states st WHERE st.rule_id = r.id AND st.tenant_id = r.tenant_id),"               \
+    " r.next_fire_at, v.trigger ->> 'catch_up'"
 
 /* $1 tenant, $2 id. */
 #define SQL_GET                                                                                    \
@@ -83,7 +87,7 @@
 /* $1 tenant, $2 id, $3 now: rows deleted.  The row stays (deleted_at) for
  * its versions. */
 #define SQL_DELETE                                                                                 \
-    "WITH u AS (UPDATE rules SET deleted_at = $3::timestamptz, enabled = false,"                   \
+    "WITH u AS (UPDATE rules SET deleted_at = $3::timestamptz, enabled = false, next_fire_at = NULL," \
     "  updated_at = $3::timestamptz"                                                               \
     "  WHERE tenant_id = $1::uuid AND id = $2::uuid AND deleted_at IS NULL RETURNING id)"          \
     " SELECT count(*) FROM u"
@@ -104,7 +108,8 @@
 #define SQL_RECORD_RUN                                                                             \
     "WITH st AS (INSERT INTO rule_states (rule_id, tenant_id, state, version, updated_at)"         \
     "  SELECT $3::uuid, $1::uuid, $14::jsonb, 1, $7::timestamptz WHERE $14::jsonb IS NOT NULL"     \
-    "  AND NOT EXISTS (SELECT 1 FROM rule_runs WHERE rule_id = $3::uuid AND dedup_key = $6)"       \
+    "  AND NOT EXISTS (SELECT 1 FROM rule_runs WHERE rule_id = $3::uuid AND tenant_id = $1::uuid"  \
+    "  AND dedup_key = $6)"                                                                        \
     "  ON CONFLICT (rule_id, tenant_id) DO UPDATE SET state = excluded.state,"                     \
     "  version = rule_states.version + 1, updated_at = excluded.updated_at"                        \
     "  WHERE rule_states.version = $15::bigint RETURNING 1),"                                      \
@@ -113,13 +118,47 @@
     "  outcome, condition, jobs, error_type, error_message, duration_ms)"                          \
     "  SELECT $1::uuid, $2::uuid, $3::uuid, $4::integer, $5, $6, $7::timestamptz, $8,"             \
     "  $9::boolean, $10::uuid[], $11, $12, $13::integer FROM gate"                                 \
-    "  ON CONFLICT (rule_id, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING id)"      \
+    "  ON CONFLICT (rule_id, tenant_id, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING"         \
+    "  RETURNING id)"                                                                              \
     " SELECT (SELECT count(*) FROM ins), (SELECT id::text FROM rule_runs WHERE rule_id = $3::uuid" \
-    "  AND dedup_key = $6 AND NOT EXISTS (SELECT 1 FROM ins)),"                                    \
+    "  AND tenant_id = $1::uuid AND dedup_key = $6 AND NOT EXISTS (SELECT 1 FROM ins)),"           \
     " (SELECT array_to_json(jobs)::text FROM rule_runs WHERE rule_id = $3::uuid"                   \
-    "  AND dedup_key = $6 AND NOT EXISTS (SELECT 1 FROM ins)),"                                    \
+    "  AND tenant_id = $1::uuid AND dedup_key = $6 AND NOT EXISTS (SELECT 1 FROM ins)),"           \
     " NOT EXISTS (SELECT 1 FROM gate) AND NOT EXISTS (SELECT 1 FROM rule_runs"                     \
-    "  WHERE rule_id = $3::uuid AND dedup_key = $6)"
+    "  WHERE rule_id = $3::uuid AND tenant_id = $1::uuid AND dedup_key = $6)"
+
+/* $1 now, $2 node, $3 lease ms, $4 limit: the live cron rules due at $1
+ * that no node holds, leased to $2, with their source and tenant (NULL: a
+ * platform rule). */
+#define SQL_CRON_DUE                                                                               \
+    "WITH due AS (SELECT id FROM rules WHERE next_fire_at <= $1::timestamptz"                      \
+    "  AND deleted_at IS NULL AND (fire_lease_until IS NULL OR fire_lease_until < $1::timestamptz)" \
+    "  ORDER BY next_fire_at LIMIT $4::integer FOR UPDATE SKIP LOCKED),"                           \
+    " r AS (UPDATE rules r SET fire_lease_by = $2, fire_lease_until = $1::timestamptz"             \
+    "  + $3::integer * interval '1 millisecond' FROM due WHERE r.id = due.id RETURNING r.*)"       \
+    " SELECT " RULE_COLUMNS ", v.source, r.tenant_id::text FROM r JOIN rule_versions v"            \
+    " ON v.rule_id = r.id AND v.version = r.version"
+
+/* $1 rule, $2 node, $3 the fire time it was due at, $4 its next fire time
+ * (NULL: never), $5 tenant (NULL: every tenant, a platform rule), $6
+ * version, $7 run ids, $8 fire times, $9 dedup keys, $10 reasons, $11
+ * messages, each skipped time's: the skipped runs are recorded and the rule
+ * released, if $2 still holds it at $3: rules released, runs recorded. */
+#define SQL_CRON_DONE                                                                              \
+    "WITH u AS (UPDATE rules SET next_fire_at = $4::timestamptz, fire_lease_by = NULL,"            \
+    "  fire_lease_until = NULL WHERE id = $1::uuid AND fire_lease_by = $2"                         \
+    "  AND next_fire_at = $3::timestamptz RETURNING id),"                                          \
+    " t AS (SELECT id FROM tenants WHERE $5::uuid IS NULL"                                         \
+    "  UNION ALL SELECT $5::uuid WHERE $5::uuid IS NOT NULL),"                                     \
+    " s AS (INSERT INTO rule_runs (tenant_id, id, rule_id, version, trigger, dedup_key, at,"       \
+    "  outcome, error_type, error_message, duration_ms)"                                           \
+    "  SELECT t.id, CASE WHEN $5::uuid IS NULL THEN gen_random_uuid() ELSE x.id END, $1::uuid,"    \
+    "  $6::integer, 'cron', x.key, x.at, 'skipped', x.reason, x.message, 0"                        \
+    "  FROM u, t, unnest($7::uuid[], $8::timestamptz[], $9::text[], $10::text[], $11::text[])"     \
+    "  AS x(id, at, key, reason, message)"                                                         \
+    "  ON CONFLICT (rule_id, tenant_id, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING"         \
+    "  RETURNING 1)"                                                                               \
+    " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM s)"
 
 /* $1 tenant, $2 rule: its state and version. */
 #define SQL_STATE                                                                                  \
@@ -155,6 +194,8 @@ const tf_pg_prepared_t tf__pg_rules_prepared[] = {
     {"rule_runs", SQL_RUNS},
     {"rule_hook", SQL_HOOK_RULE},
     {"rule_state", SQL_STATE},
+    {"rule_cron_due", SQL_CRON_DUE},
+    {"rule_cron_done", SQL_CRON_DONE},
 };
 const size_t tf__pg_rules_prepared_count =
     sizeof(tf__pg_rules_prepared) / sizeof(tf__pg_rules_prepared[0]);
@@ -167,7 +208,7 @@ static void put_done(const tf_pg_reply_t *reply, void *arg) {
     tf_rule_put_result_t r = {0};
     if (rc == 0) {
         const PGresult *res = reply->results[0];
-        int shaped = PQntuples(res) == 1 && PQnfields(res) == 6;
+        int shaped = PQntuples(res) == 1 && PQnfields(res) == 7;
         const char *why = shaped ? tf__pg_text(res, 0, 2) : NULL;
         if (!shaped) {
             rc = TF_EIO;
@@ -180,6 +221,10 @@ static void put_done(const tf_pg_reply_t *reply, void *arg) {
             r.sha256 = tf__pg_text(res, 0, 1);
             r.enabled = tf__pg_bool(res, 0, 4);
             r.hook_key = tf__pg_text(res, 0, 5);
+            r.next_fire_ms = TF_TIME_NONE;
+            if (!PQgetisnull(res, 0, 6) && tf__pg_time(res, 0, 6, &r.next_fire_ms) != 0) {
+                rc = TF_EIO;
+            }
         }
     }
     /* A unique violation (the name is another live rule's) arrives as
@@ -197,7 +242,8 @@ static int put(void *ctx, int create, const tf_rule_put_t *put, tf_rule_put_cb c
     memcpy(source, put->source, put->source_len);
     source[put->source_len] = '\0';
     tf__pg_time_t now;
-    const char *values[11] = {
+    tf__pg_time_t next;
+    const char *values[12] = {
         put->id,          put->tenant_id, put->name, source, tf_trigger_kind_name(put->kind),
         put->trigger_json};
     int n = 6;
@@ -208,6 +254,8 @@ static int put(void *ctx, int create, const tf_rule_put_t *put, tf_rule_put_cb c
     values[n++] = put->actor;
     values[n++] = tf__pg_time_param(put->now_ms, &now);
     values[n++] = put->has_condition ? "true" : "false";
+    values[n++] =
+        put->next_fire_ms != TF_TIME_NONE ? tf__pg_time_param(put->next_fire_ms, &next) : NULL;
     int rc = tf__pg_run_pending(ctx, create ? "rule_create" : "rule_update", values, n, put_done,
                                 (void (*)(void))cb, arg);
     free(source);
@@ -251,13 +299,20 @@ static int decode_rule(const PGresult *res, int row, void *item) {
     }
     r->state_json = tf__pg_text(res, row, 14);
     r->state_version = tf__pg_int(res, row, 15, 0);
-    if (PQnfields(res) > 16) {
-        r->source = PQgetvalue(res, row, 16);
-        r->source_len = (size_t)PQgetlength(res, row, 16);
+    r->next_fire_ms = TF_TIME_NONE;
+    if (!PQgetisnull(res, row, 16) && tf__pg_time(res, row, 16, &r->next_fire_ms) != 0) {
+        return TF_EIO;
     }
-    if (PQnfields(res) > 18) { /* by hook key: the tenant and the secret */
-        r->tenant_id = PQgetvalue(res, row, 17);
-        r->hook_secret = PQgetvalue(res, row, 18);
+    r->catch_up = tf__pg_text(res, row, 17);
+    if (PQnfields(res) > 18) {
+        r->source = PQgetvalue(res, row, 18);
+        r->source_len = (size_t)PQgetlength(res, row, 18);
+    }
+    if (PQnfields(res) > 19) { /* by hook key or due: the tenant (NULL: every tenant) */
+        r->tenant_id = tf__pg_text(res, row, 19);
+    }
+    if (PQnfields(res) > 20) { /* by hook key: the secret */
+        r->hook_secret = PQgetvalue(res, row, 20);
     }
     return 0;
 }
@@ -512,6 +567,75 @@ static int runs(void *ctx, const char *tenant_id, const char *rule_id, const cha
     return tf__pg_run_pending(ctx, "rule_runs", values, 5, runs_done, (void (*)(void))cb, arg);
 }
 
+/* ---- cron ---- */
+
+static void due_done(const tf_pg_reply_t *reply, void *arg) {
+    tf__pg_pending_t *p = arg;
+    tf_rule_t *rules = NULL;
+    size_t n = 0;
+    int rc = tf__pg_rows(reply, sizeof(*rules), decode_rule, (void **)&rules, &n);
+    ((tf_rule_list_cb)p->cb)(p->arg, rc, rules, n);
+    free(rules);
+    free(p);
+}
+
+static int cron_due(void *ctx, const char *node, int64_t now_ms, int64_t lease_ms, int limit,
+                    tf_rule_list_cb cb, void *arg) {
+    tf__pg_time_t now;
+    tf__pg_int_t lease, lim;
+    const char *values[4] = {tf__pg_time_param(now_ms, &now), node,
+                             tf__pg_int_param(lease_ms, &lease), tf__pg_int_param(limit, &lim)};
+    return tf__pg_run_pending(ctx, "rule_cron_due", values, 4, due_done, (void (*)(void))cb, arg);
+}
+
+static void cron_done_done(const tf_pg_reply_t *reply, void *arg) {
+    tf__pg_pending_t *p = arg;
+    int rc = reply->status;
+    int released = rc == 0 && tf__pg_int(reply->results[0], 0, 0, 0) == 1;
+    ((tf_rule_cron_done_cb)p->cb)(p->arg, rc, released);
+    free(p);
+}
+
+static int cron_done(void *ctx, const tf_rule_cron_done_t *d, tf_rule_cron_done_cb cb, void *arg) {
+    tf__pg_time_t *times = d->nskipped > 0 ? calloc(d->nskipped, sizeof(*times)) : NULL;
+    const char **at = d->nskipped > 0 ? calloc(d->nskipped, sizeof(*at)) : NULL;
+    if (d->nskipped > 0 && (times == NULL || at == NULL)) {
+        free(times);
+        free(at);
+        return TF_ENOMEM;
+    }
+    for (size_t i = 0; i < d->nskipped; i++) {
+        at[i] = tf__pg_time_param(d->skipped_ms[i], &times[i]);
+    }
+    char *ids = tf__pg_uuid_array(d->run_ids, d->nskipped);
+    char *ats = tf__pg_text_array(at, d->nskipped);
+    char *keys = tf__pg_text_array(d->dedup_keys, d->nskipped);
+    char *reasons = tf__pg_text_array(d->reasons, d->nskipped);
+    char *messages = tf__pg_text_array(d->messages, d->nskipped);
+    int rc = ids && ats && keys && reasons && messages ? 0 : TF_ENOMEM;
+    if (rc == 0) {
+        tf__pg_time_t due, next;
+        tf__pg_int_t version;
+        const char *values[11] = {
+            d->rule_id,
+            d->node,
+            tf__pg_time_param(d->due_ms, &due),
+            d->next_ms != TF_TIME_NONE ? tf__pg_time_param(d->next_ms, &next) : NULL,
+            d->tenant_id,
+            tf__pg_int_param(d->version, &version),
+            ids,
+            ats,
+            keys,
+            reasons,
+            messages,
+        };
+        rc = tf__pg_run_pending(ctx, "rule_cron_done", values, 11, cron_done_done,
+                                (void (*)(void))cb, arg);
+    }
+    free(times), free(at), free(ids), free(ats), free(keys), free(reasons), free(messages);
+    return rc;
+}
+
 void tf__pg_rules_bind(tf_rule_store_t *port) {
     port->create = create;
     port->update = update;
@@ -525,4 +649,6 @@ void tf__pg_rules_bind(tf_rule_store_t *port) {
     port->runs = runs;
     port->hook_rule = hook_rule;
     port->state = rule_state;
+    port->cron_due = cron_due;
+    port->cron_done = cron_done;
 }

@@ -28,6 +28,7 @@
 #include "adapters/serve/bootstrap.h"
 #include "adapters/serve/gauges.h"
 #include "adapters/usecases/submit.h"
+#include "adapters/worker/automation.h"
 #include "adapters/worker/http_port.h"
 #include "adapters/worker/runner.h"
 #include "engine/error.h"
@@ -59,8 +60,9 @@ typedef struct {
     tf_http_executor_t *http; /* the `http` executor (worker role) */
     tf_luaexec_t *lua;        /* Lua executors and the checker of uploads */
     tf_executor_registry_t executors;
-    tf_runner_t *runner;       /* built-in executions and maintenance (worker role) */
-    tf_queue_gauges_t *gauges; /* queue and table gauges (loop 0 only) */
+    tf_runner_t *runner;         /* built-in executions and maintenance (worker role) */
+    tf_automation_t *automation; /* cron rules (worker role) */
+    tf_queue_gauges_t *gauges;   /* queue and table gauges (loop 0 only) */
 } loop_t;
 
 /* ---- wake-ups ---- */
@@ -137,6 +139,13 @@ static int start_worker(uv_loop_t *loop, loop_t *lp) {
         };
         rc = tf_runner_create(loop, &lp->uc, &lp->executors, &rcfg, lp->s->env.log,
                               lp->s->env.metrics, &lp->runner);
+    }
+    if (rc == 0) {
+        char node[300];
+        snprintf(node, sizeof(node), "%s/%d", lp->s->worker_id, lp->index);
+        tf_automation_config_t acfg = {.interval_ms = cfg->poll_interval_ms, .node = node};
+        rc = tf_automation_create(loop, &lp->uc, &acfg, lp->s->env.log, lp->s->env.metrics,
+                                  &lp->automation);
     }
     return rc;
 }
@@ -257,12 +266,19 @@ static void stop_notifier(void *arg) {
 
 static void stop_waiters(void *arg) {
     loop_t *lp = arg;
-    lp->runner = NULL;
     if (lp->api.waiters != NULL) {
         tf_waitlist_close(lp->api.waiters, stop_notifier, lp);
     } else {
         stop_notifier(lp);
     }
+}
+
+static void stop_automation(void *arg) {
+    loop_t *lp = arg;
+    lp->runner = NULL;
+    tf_automation_t *a = lp->automation;
+    lp->automation = NULL;
+    tf_automation_close(a, stop_waiters, lp); /* NULL: calls on at once */
 }
 
 /* Shutdown begins: parked long polls answer now instead of holding the
@@ -284,9 +300,9 @@ static void loop_stop(uv_loop_t *loop, void *loop_ctx, void *arg) {
         return;
     }
     if (lp->runner != NULL) {
-        tf_runner_stop(lp->runner, s->cfg->shutdown_grace_ms, stop_waiters, lp);
+        tf_runner_stop(lp->runner, s->cfg->shutdown_grace_ms, stop_automation, lp);
     } else {
-        stop_waiters(lp);
+        stop_automation(lp);
     }
 }
 

@@ -167,7 +167,7 @@ static void evaluated(void *arg, int status, const tf_rule_outcome_t *o) {
     }
     const target_t *t = &p->targets[p->next];
     fired_t *f = &p->fired[p->next];
-    tf_uc_new_id(p->uc, f->run_id);
+    tf_uc_new_id_at(p->uc, p->started_ms, f->run_id); /* runs sort by when they began */
     tf_rule_run_outcome_t outcome = !o->ok         ? TF_RULE_RUN_FAILED
                                     : o->condition ? TF_RULE_RUN_FIRED
                                                    : TF_RULE_RUN_NOT_MATCHED;
@@ -197,24 +197,24 @@ static void evaluated(void *arg, int status, const tf_rule_outcome_t *o) {
         return;
     }
     int64_t now = tf_uc_now(p->uc);
-    tf_rule_run_t run = {.tenant_id = p->tenant_id,
-                         .id = f->run_id,
-                         .rule_id = t->id,
-                         .version = t->version,
-                         .trigger = p->trigger,
-                         .dedup_key = p->id,
-                         .at_ms = p->started_ms,
-                         .outcome = outcome,
-                         .condition = f->out.condition,
-                         .error_type = o->error_type,
-                         .error_message = o->error_message,
-                         .duration_ms = now > p->started_ms ? now - p->started_ms : 0,
-                         .state_json = outcome == TF_RULE_RUN_FIRED && state_changed(t, o->state_json)
-                                           ? o->state_json
-                                           : NULL,
-                         .state_version = t->state_version,
-                         .jobs = njobs > 0 ? o->jobs : NULL,
-                         .njobs = njobs};
+    tf_rule_run_t run = {
+        .tenant_id = p->tenant_id,
+        .id = f->run_id,
+        .rule_id = t->id,
+        .version = t->version,
+        .trigger = p->trigger,
+        .dedup_key = p->id,
+        .at_ms = p->started_ms,
+        .outcome = outcome,
+        .condition = f->out.condition,
+        .error_type = o->error_type,
+        .error_message = o->error_message,
+        .duration_ms = now > p->started_ms ? now - p->started_ms : 0,
+        .state_json =
+            outcome == TF_RULE_RUN_FIRED && state_changed(t, o->state_json) ? o->state_json : NULL,
+        .state_version = t->state_version,
+        .jobs = njobs > 0 ? o->jobs : NULL,
+        .njobs = njobs};
     rc = p->uc->rules->record_run(p->uc->rules->ctx, &run, recorded, p);
     if (rc != 0) {
         answer(p, rc);

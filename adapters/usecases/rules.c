@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapters/usecases/cron.h"
 #include "adapters/usecases/executors.h"
 #include "engine/error.h"
 #include "engine/jsonstr.h"
@@ -27,7 +28,7 @@ typedef struct {
     char trigger_json[1024];
     tf_trigger_t trigger;
     tf_trigger_kind_t kind;
-    int64_t now_ms;
+    int64_t now_ms, next_fire_ms;
 } upload_t;
 
 static void upload_free(upload_t *u) {
@@ -60,6 +61,7 @@ static void stored(void *arg, int status, const tf_rule_put_result_t *r) {
                       .trigger_json = u->trigger_json,
                       .cron = u->kind == TF_TRIGGER_CRON ? u->trigger.cron : NULL,
                       .timezone = u->kind == TF_TRIGGER_CRON ? u->trigger.timezone : NULL,
+                      .next_fire_ms = r->next_fire_ms,
                       .hook_key = r->hook_key,
                       .sha256 = r->sha256,
                       .created_by = u->actor,
@@ -104,6 +106,9 @@ static void checked(void *arg, int status, const char *message, const tf_rule_me
     u->trigger = *meta->trigger;
     u->kind = meta->trigger->kind;
     int webhook = u->kind == TF_TRIGGER_WEBHOOK && u->create;
+    u->next_fire_ms = u->kind == TF_TRIGGER_CRON
+                          ? tf_uc_cron_next(u->uc, u->trigger.cron, u->trigger.timezone, u->now_ms)
+                          : TF_TIME_NONE;
     tf_rule_put_t put = {.tenant_id = u->tenant_id,
                          .id = u->id,
                          .name = u->name,
@@ -115,7 +120,8 @@ static void checked(void *arg, int status, const char *message, const tf_rule_me
                          .hook_key = webhook ? u->hook_key : NULL,
                          .hook_secret = webhook ? u->hook_secret : NULL,
                          .actor = u->actor,
-                         .now_ms = u->now_ms};
+                         .now_ms = u->now_ms,
+                         .next_fire_ms = u->next_fire_ms};
     const tf_rule_store_t *s = u->uc->rules;
     int rc = u->create ? s->create(s->ctx, &put, stored, u) : s->update(s->ctx, &put, stored, u);
     if (rc != 0) {
@@ -170,25 +176,6 @@ int tf_uc_rule_upload(tf_uc_t *uc, const tf_uc_rule_upload_t *up, tf_uc_rule_upl
         upload_free(u);
     }
     return rc;
-}
-
-int64_t tf_uc_rule_next_fire(const tf_uc_t *uc, const tf_rule_t *rule) {
-    tf_cron_t cron;
-    const tf_tz_t *tz = NULL;
-    if (!rule->enabled || rule->cron == NULL || tf_cron_parse(rule->cron, &cron, NULL, 0) != 0) {
-        return TF_TIME_NONE;
-    }
-    if (rule->timezone != NULL && strcmp(rule->timezone, "UTC") != 0 &&
-        (uc->zones == NULL || uc->zones->get(uc->zones->ctx, rule->timezone, &tz) != 0)) {
-        return TF_TIME_NONE; /* the zone is gone from tzdata */
-    }
-    tf_cron_zone_t zone = tz != NULL ? tf_tz_cron_zone(tz) : (tf_cron_zone_t){0};
-    int64_t now_ms = tf_uc_now(uc), next = 0;
-    int64_t now_s = now_ms / 1000 - (now_ms % 1000 < 0);
-    if (tf_cron_next(&cron, tz != NULL ? &zone : NULL, now_s, &next) != 0) {
-        return TF_TIME_NONE;
-    }
-    return next * 1000;
 }
 
 /* ---- the dry run ---- */

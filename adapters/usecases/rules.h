@@ -60,9 +60,4 @@ int tf_uc_rule_test(tf_uc_t *uc, const char *tenant_id, const char *id, const ch
  * frees); NULL when out of memory. */
 char *tf_uc_tenant_json(const tf_tenant_t *tenant);
 
-/* The next time the rule fires after now: cron rules that are enabled
- * (their zone from the zones port); TF_TIME_NONE for every other rule, and
- * for a schedule that never fires. */
-int64_t tf_uc_rule_next_fire(const tf_uc_t *uc, const tf_rule_t *rule);
-
 #endif

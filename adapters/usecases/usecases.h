@@ -46,4 +46,9 @@ static inline int64_t tf_uc_now(const tf_uc_t *uc) {
 /* A new UUIDv7 for now, as text. */
 void tf_uc_new_id(tf_uc_t *uc, char out[TF_ID_LEN]);
 
+/* A new UUIDv7 stamped with `unix_ms` (which may be past: a record of
+ * something that happened then, sorting among its neighbours by that time),
+ * as text. */
+void tf_uc_new_id_at(tf_uc_t *uc, int64_t unix_ms, char out[TF_ID_LEN]);
+
 #endif
