@@ -147,6 +147,22 @@ typedef struct {
 
 /* released 0: another node holds the rule now (nothing written). */
 typedef void (*tf_rule_cron_done_cb)(void *arg, int status, int released);
+
+/* A job event (the outbox of engine/events.h) that some rule waits for. */
+typedef struct {
+    const char *tenant_id;
+    int64_t id;       /* the event's, unique */
+    const char *name; /* "job.succeeded", "job.failed", "job.dead", "job.cancelled" */
+    const char *job_type, *job_queue;
+    const char *correlation_id; /* the job's; NULL: none */
+    const char *event_json;     /* ev: {name, event_id, reason, at, job: {...}} */
+} tf_rule_job_event_t;
+
+/* held 0: another node consumes the events now (n 0).  `position` (opaque)
+ * is where the cursor goes once these events are dealt with. */
+typedef void (*tf_rule_job_events_cb)(void *arg, int status, int held,
+                                      const tf_rule_job_event_t *events, size_t n,
+                                      const char *position);
 typedef void (*tf_rule_state_cb)(void *arg, int status, const char *state_json, int64_t version);
 typedef void (*tf_rule_runs_cb)(void *arg, int status, const tf_rule_run_row_t *runs, size_t n);
 
@@ -198,6 +214,19 @@ typedef struct {
      * and releases it, all only if `node` still holds it at `due_ms`. */
     int (*cron_done)(void *ctx, const tf_rule_cron_done_t *done, tf_rule_cron_done_cb cb,
                      void *arg);
+    /* Takes the job events' cursor for `node` (a lease of `lease_ms`) and
+     * reads at most `limit` events after it that an enabled rule waits for,
+     * in the order their transactions committed before every running one. */
+    int (*job_events)(void *ctx, const char *node, int64_t now_ms, int64_t lease_ms, int limit,
+                      tf_rule_job_events_cb cb, void *arg);
+    /* Moves the cursor to `position` if `node` still holds it
+     * (TF_ENOTFOUND: it does not). */
+    int (*job_events_done)(void *ctx, const char *node, const char *position, tf_rule_status_cb cb,
+                           void *arg);
+    /* The tenant's enabled live rules waiting for job event `event` of a
+     * job of `type` in `queue`, with source and state. */
+    int (*job_rules)(void *ctx, const char *tenant_id, const char *event, const char *type,
+                     const char *queue, tf_rule_list_cb cb, void *arg);
 } tf_rule_store_t;
 
 /* What checking an uploaded rule found in its returned table. */

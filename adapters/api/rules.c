@@ -878,9 +878,13 @@ static void hook_read(void *arg, int status, const tf_rule_t *rule) {
     if (id != NULL) {
         snprintf(dedup, sizeof(dedup), "%.255s", id);
     }
-    int rc = ev_text == NULL ? TF_ENOMEM
-                             : tf_uc_rule_fire(lp->uc, rule, "webhook", ev_text,
-                                               id != NULL ? dedup : NULL, hook_fired, req);
+    tf_uc_fire_t fire = {.tenant_id = rule->tenant_id,
+                         .rules = rule,
+                         .n = 1,
+                         .trigger = "webhook",
+                         .event_json = ev_text,
+                         .dedup_key = id != NULL ? dedup : NULL};
+    int rc = ev_text == NULL ? TF_ENOMEM : tf_uc_rules_fire(lp->uc, &fire, hook_fired, req);
     if (rc != 0) {
         tf_api_respond_status(req, rc);
     }

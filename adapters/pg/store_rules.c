@@ -160,6 +160,52 @@
     "  RETURNING 1)"                                                                               \
     " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM s)"
 
+#define JOB_RULE_MATCHES(tenant, event, type, queue)                                               \
+    "r.tenant_id = " tenant " AND r.deleted_at IS NULL AND r.enabled AND r.trigger_kind = 'job'"   \
+    " AND r.trigger ->> 'event' = " event " AND (r.trigger ->> 'type' IS NULL"                     \
+    " OR r.trigger ->> 'type' = " type ") AND (r.trigger ->> 'queue' IS NULL"                      \
+    " OR r.trigger ->> 'queue' = " queue ")"
+
+#define API_TIME(t) "to_char(" t " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* $1 now, $2 node, $3 lease ms, $4 limit: whether $2 holds the cursor, the
+ * xmin of the statement's snapshot, and the events after the cursor from
+ * transactions before it that an enabled rule waits for (one row with
+ * NULL events when there are none): tenant, id, name, job type, queue,
+ * correlation id, ev, xid. */
+#define SQL_JOB_EVENTS                                                                             \
+    "WITH c AS (UPDATE rule_cursors SET lease_by = $2, lease_until = $1::timestamptz"              \
+    "  + $3::integer * interval '1 millisecond' WHERE name = 'job-events'"                         \
+    "  AND (lease_until IS NULL OR lease_until < $1::timestamptz OR lease_by = $2)"                \
+    "  RETURNING position, position_id),"                                                          \
+    " x AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS upto)"                               \
+    " SELECT (SELECT count(*) FROM c), (SELECT upto::text FROM x), ev.* FROM (SELECT 1) one"       \
+    " LEFT JOIN LATERAL (SELECT e.tenant_id::text, e.id, e.name, j.type, j.queue,"                 \
+    "  j.correlation_id, json_build_object('name', e.name, 'event_id', e.id, 'reason', e.reason,"  \
+    "  'at', " API_TIME("e.created_at") ", 'job', json_build_object('id', j.id, 'type', j.type,"   \
+    "  'queue', j.queue, 'payload', j.payload, 'result', j.result, 'error', CASE WHEN"             \
+    "  j.last_error_type IS NULL THEN NULL ELSE json_build_object('type', j.last_error_type,"      \
+    "  'message', j.last_error_message) END, 'attempts', j.attempts, 'max_attempts',"              \
+    "  j.max_attempts, 'correlation_id', j.correlation_id, 'rule_id', j.rule_id,"                  \
+    "  'parent_id', j.parent_id, 'metadata', j.metadata, 'created_at', "                           \
+    API_TIME("j.created_at") ", 'finished_at', " API_TIME("j.finished_at") "))::text, e.xid::text" \
+    "  FROM c, x, domain_events e JOIN jobs j ON j.tenant_id = e.tenant_id AND j.id = e.job_id"    \
+    "  WHERE (e.xid, e.id) > (c.position, c.position_id) AND e.xid < x.upto"                       \
+    "  AND EXISTS (SELECT 1 FROM rules r WHERE "                                                   \
+    JOB_RULE_MATCHES("e.tenant_id", "e.name", "j.type", "j.queue") ")"                             \
+    "  ORDER BY e.xid, e.id LIMIT $4::integer) ev ON true ORDER BY ev.xid::text::xid8, ev.id"
+
+/* $1 node, $2 xid, $3 id: the cursor moved (1) or another node holds it (0). */
+#define SQL_JOB_EVENTS_DONE                                                                        \
+    "WITH u AS (UPDATE rule_cursors SET position = $2::xid8, position_id = $3::bigint"             \
+    "  WHERE name = 'job-events' AND lease_by = $1 RETURNING 1) SELECT count(*) FROM u"
+
+/* $1 tenant, $2 event, $3 job type, $4 queue: the rules it fires (at most 100). */
+#define SQL_JOB_RULES                                                                              \
+    "SELECT " RULE_COLUMNS ", v.source FROM rules r JOIN rule_versions v"                          \
+    " ON v.rule_id = r.id AND v.version = r.version WHERE "                                        \
+    JOB_RULE_MATCHES("$1::uuid", "$2", "$3", "$4") " ORDER BY r.name LIMIT 100"
+
 /* $1 tenant, $2 rule: its state and version. */
 #define SQL_STATE                                                                                  \
     "SELECT state::text, version FROM rule_states WHERE tenant_id = $1::uuid AND rule_id = $2::uuid"
@@ -196,6 +242,9 @@ const tf_pg_prepared_t tf__pg_rules_prepared[] = {
     {"rule_state", SQL_STATE},
     {"rule_cron_due", SQL_CRON_DUE},
     {"rule_cron_done", SQL_CRON_DONE},
+    {"rule_job_events", SQL_JOB_EVENTS},
+    {"rule_job_events_done", SQL_JOB_EVENTS_DONE},
+    {"rule_job_rules", SQL_JOB_RULES},
 };
 const size_t tf__pg_rules_prepared_count =
     sizeof(tf__pg_rules_prepared) / sizeof(tf__pg_rules_prepared[0]);
@@ -341,20 +390,27 @@ static void read_done(const tf_pg_reply_t *reply, void *arg) {
     free(op);
 }
 
-static int read(void *ctx, const char *statement, const char *tenant_id, const char *id,
-                tf_rule_get_cb get_cb, tf_rule_list_cb list_cb, void *arg) {
+/* Reads rules with `statement` over `values`; the rows are the tenant's. */
+static int read_rows(void *ctx, const char *statement, const char *tenant_id,
+                     const char *const *values, int n, tf_rule_get_cb get_cb,
+                     tf_rule_list_cb list_cb, void *arg) {
     read_op_t *op = malloc(sizeof(*op));
     if (op == NULL) {
         return TF_ENOMEM;
     }
     *op = (read_op_t){.get_cb = get_cb, .list_cb = list_cb, .arg = arg};
     snprintf(op->tenant_id, sizeof(op->tenant_id), "%s", tenant_id);
-    const char *values[2] = {tenant_id, id};
-    int rc = tf__pg_run(ctx, statement, values, id != NULL ? 2 : 1, read_done, op);
+    int rc = tf__pg_run(ctx, statement, values, n, read_done, op);
     if (rc != 0) {
         free(op);
     }
     return rc;
+}
+
+static int read(void *ctx, const char *statement, const char *tenant_id, const char *id,
+                tf_rule_get_cb get_cb, tf_rule_list_cb list_cb, void *arg) {
+    const char *values[2] = {tenant_id, id};
+    return read_rows(ctx, statement, tenant_id, values, id != NULL ? 2 : 1, get_cb, list_cb, arg);
 }
 
 static int get(void *ctx, const char *tenant_id, const char *id, tf_rule_get_cb cb, void *arg) {
@@ -403,18 +459,8 @@ static const char *const outcome_names[] = {"fired", "not_matched", "failed", "s
 
 static int event_rules(void *ctx, const char *tenant_id, const char *name, tf_rule_list_cb cb,
                        void *arg) {
-    read_op_t *op = malloc(sizeof(*op));
-    if (op == NULL) {
-        return TF_ENOMEM;
-    }
-    *op = (read_op_t){.list_cb = cb, .arg = arg};
-    snprintf(op->tenant_id, sizeof(op->tenant_id), "%s", tenant_id);
     const char *values[2] = {tenant_id, name};
-    int rc = tf__pg_run(ctx, "rule_event_rules", values, 2, read_done, op);
-    if (rc != 0) {
-        free(op);
-    }
-    return rc;
+    return read_rows(ctx, "rule_event_rules", tenant_id, values, 2, NULL, cb, arg);
 }
 
 static void recorded_done(const tf_pg_reply_t *reply, void *arg) {
@@ -636,6 +682,94 @@ static int cron_done(void *ctx, const tf_rule_cron_done_t *d, tf_rule_cron_done_
     return rc;
 }
 
+/* ---- job events ---- */
+
+typedef struct {
+    tf_rule_job_events_cb cb;
+    void *arg;
+    int limit;
+} events_op_t;
+
+static void job_events_done(const tf_pg_reply_t *reply, void *arg) {
+    events_op_t *op = arg;
+    int rc = reply->status;
+    const PGresult *res = rc == 0 ? reply->results[0] : NULL;
+    int rows = res != NULL ? PQntuples(res) : 0;
+    if (rc == 0 && (rows < 1 || PQnfields(res) != 10)) {
+        rc = TF_EIO;
+    }
+    int held = rc == 0 && tf__pg_int(res, 0, 0, 0) == 1;
+    size_t n = held && !PQgetisnull(res, 0, 2) ? (size_t)rows : 0;
+    tf_rule_job_event_t *events = n > 0 ? calloc(n, sizeof(*events)) : NULL;
+    if (n > 0 && events == NULL) {
+        rc = TF_ENOMEM;
+        n = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int r = (int)i;
+        events[i] = (tf_rule_job_event_t){.tenant_id = PQgetvalue(res, r, 2),
+                                          .id = tf__pg_int(res, r, 3, 0),
+                                          .name = PQgetvalue(res, r, 4),
+                                          .job_type = PQgetvalue(res, r, 5),
+                                          .job_queue = PQgetvalue(res, r, 6),
+                                          .correlation_id = tf__pg_text(res, r, 7),
+                                          .event_json = PQgetvalue(res, r, 8)};
+    }
+    /* A full page: up to its last event; else every event before the
+     * snapshot's xmin is dealt with. */
+    char position[64] = "";
+    if (rc == 0 && held) {
+        if (n > 0 && n == (size_t)op->limit) {
+            snprintf(position, sizeof(position), "%s/%s", PQgetvalue(res, rows - 1, 9),
+                     PQgetvalue(res, rows - 1, 3));
+        } else {
+            snprintf(position, sizeof(position), "%s/0", PQgetvalue(res, 0, 1));
+        }
+    }
+    op->cb(op->arg, rc, held, events, n, position);
+    free(events);
+    free(op);
+}
+
+static int job_events(void *ctx, const char *node, int64_t now_ms, int64_t lease_ms, int limit,
+                      tf_rule_job_events_cb cb, void *arg) {
+    events_op_t *op = malloc(sizeof(*op));
+    if (op == NULL) {
+        return TF_ENOMEM;
+    }
+    *op = (events_op_t){.cb = cb, .arg = arg, .limit = limit};
+    tf__pg_time_t now;
+    tf__pg_int_t lease, lim;
+    const char *values[4] = {tf__pg_time_param(now_ms, &now), node,
+                             tf__pg_int_param(lease_ms, &lease), tf__pg_int_param(limit, &lim)};
+    int rc = tf__pg_run(ctx, "rule_job_events", values, 4, job_events_done, op);
+    if (rc != 0) {
+        free(op);
+    }
+    return rc;
+}
+
+static int job_events_moved(void *ctx, const char *node, const char *position, tf_rule_status_cb cb,
+                            void *arg) {
+    char xid[32], id[32];
+    const char *slash = strchr(position, '/');
+    if (slash == NULL || (size_t)(slash - position) >= sizeof(xid) || strlen(slash + 1) >= 32) {
+        return TF_EINVAL;
+    }
+    memcpy(xid, position, (size_t)(slash - position));
+    xid[slash - position] = '\0';
+    snprintf(id, sizeof(id), "%s", slash + 1);
+    const char *values[3] = {node, xid, id};
+    return tf__pg_run_pending(ctx, "rule_job_events_done", values, 3, changed_done,
+                              (void (*)(void))cb, arg);
+}
+
+static int job_rules(void *ctx, const char *tenant_id, const char *event, const char *type,
+                     const char *queue, tf_rule_list_cb cb, void *arg) {
+    const char *values[4] = {tenant_id, event, type, queue};
+    return read_rows(ctx, "rule_job_rules", tenant_id, values, 4, NULL, cb, arg);
+}
+
 void tf__pg_rules_bind(tf_rule_store_t *port) {
     port->create = create;
     port->update = update;
@@ -651,4 +785,7 @@ void tf__pg_rules_bind(tf_rule_store_t *port) {
     port->state = rule_state;
     port->cron_due = cron_due;
     port->cron_done = cron_done;
+    port->job_events = job_events;
+    port->job_events_done = job_events_moved;
+    port->job_rules = job_rules;
 }

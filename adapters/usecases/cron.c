@@ -208,7 +208,13 @@ static void start_item(item_t *it) {
     char key[KEY_LEN];
     key_of(it->due.fire * 1000, key);
     char *ev = cron_event(it, it->due.fire * 1000, now);
-    int rc = ev != NULL ? tf_uc_rule_fire(t->uc, &it->rule, "cron", ev, key, fired, it) : TF_ENOMEM;
+    tf_uc_fire_t fire = {.tenant_id = it->tenant_id,
+                         .rules = &it->rule,
+                         .n = 1,
+                         .trigger = "cron",
+                         .event_json = ev,
+                         .dedup_key = key};
+    int rc = ev != NULL ? tf_uc_rules_fire(t->uc, &fire, fired, it) : TF_ENOMEM;
     free(ev);
     if (rc != 0) {
         item_done(it, rc);

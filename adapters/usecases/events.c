@@ -48,6 +48,7 @@ typedef struct {
     target_t *targets;
     fired_t *fired;
     size_t n, next;
+    int given; /* the rules to fire were given: no lookup by event name */
     int64_t started_ms;
 } post_t;
 
@@ -306,7 +307,7 @@ static void tenant_read(void *arg, int status, const tf_tenant_t *tenant) {
     if (status == 0 && (p->tenant = tf_uc_tenant_json(tenant)) == NULL) {
         status = TF_ENOMEM;
     }
-    if (status == 0 && p->n > 0) { /* one rule, given (a webhook's) */
+    if (status == 0 && p->given) { /* the rules are the caller's */
         fire_next(p);
         return;
     }
@@ -412,18 +413,22 @@ int tf_uc_event_post(tf_uc_t *uc, const tf_uc_event_t *ev, tf_uc_event_cb cb, vo
     return post_start(p);
 }
 
-int tf_uc_rule_fire(tf_uc_t *uc, const tf_rule_t *rule, const char *trigger, const char *event_json,
-                    const char *dedup_key, tf_uc_event_cb cb, void *arg) {
+int tf_uc_rules_fire(tf_uc_t *uc, const tf_uc_fire_t *fire, tf_uc_event_cb cb, void *arg) {
     if (!rules_available(uc)) {
         return TF_EUNAVAIL;
     }
-    post_t *p = post_new(uc, rule->tenant_id, trigger, event_json, dedup_key, cb, arg);
+    post_t *p =
+        post_new(uc, fire->tenant_id, fire->trigger, fire->event_json, fire->dedup_key, cb, arg);
     if (p == NULL) {
         return TF_ENOMEM;
     }
-    if (take_targets(p, rule, 1) != 0) {
+    if (fire->correlation_id != NULL) {
+        snprintf(p->correlation_id, sizeof(p->correlation_id), "%s", fire->correlation_id);
+    }
+    if (take_targets(p, fire->rules, fire->n) != 0) {
         post_free(p);
         return TF_ENOMEM;
     }
+    p->given = 1;
     return post_start(p);
 }

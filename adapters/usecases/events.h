@@ -44,11 +44,20 @@ typedef struct {
 int tf_uc_event_post(tf_uc_t *uc, const tf_uc_event_t *ev, tf_uc_event_cb cb, void *arg, char *err,
                      size_t errlen);
 
-/* Fires one rule (a webhook's, whose signature the caller checked) with
- * event `event_json`, trigger `trigger` ("webhook"), at most once per
- * `dedup_key` (may be NULL); `rule` needs its id, tenant_id, name,
- * version, has_condition, source and state_json.  `cb` gets one entry. */
-int tf_uc_rule_fire(tf_uc_t *uc, const tf_rule_t *rule, const char *trigger, const char *event_json,
-                    const char *dedup_key, tf_uc_event_cb cb, void *arg);
+/* What fires rules without POST /v1/events: a webhook delivery (whose
+ * signature the caller checked), a cron fire time, a job event. */
+typedef struct {
+    const char *tenant_id;
+    const tf_rule_t *rules; /* each needs its id, name, version, has_condition, source and
+                               state_json */
+    size_t n;
+    const char *trigger;        /* "webhook", "cron", "job.succeeded", ... */
+    const char *event_json;     /* ev */
+    const char *dedup_key;      /* at most one run per rule and key; NULL: none */
+    const char *correlation_id; /* of the jobs created; NULL: the dedup key, else a new id */
+} tf_uc_fire_t;
+
+/* Fires the rules one after another; `cb` gets one entry per rule. */
+int tf_uc_rules_fire(tf_uc_t *uc, const tf_uc_fire_t *fire, tf_uc_event_cb cb, void *arg);
 
 #endif

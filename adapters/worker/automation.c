@@ -1,5 +1,6 @@
 /*
- * automation.c - cron rounds of one worker loop (see automation.h).
+ * automation.c - cron and job-event rounds of one worker loop (see
+ * automation.h).
  */
 #include "adapters/worker/automation.h"
 
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 
 #include "adapters/usecases/cron.h"
+#include "adapters/usecases/jobevents.h"
 #include "engine/error.h"
 
 struct tf_automation {
@@ -16,13 +18,16 @@ struct tf_automation {
     tf_automation_config_t cfg;
     char node[256];
     uv_timer_t tick;
-    int running, failing, closing;
+    int running, failing;               /* cron */
+    int events_running, events_failing; /* job events */
+    int closing;
     void (*closed_cb)(void *arg);
     void *closed_arg;
-    tf_metric_t *fired, *skipped;
+    tf_metric_t *fired, *skipped, *event_runs;
 };
 
 static void round_now(tf_automation_t *a);
+static void events_now(tf_automation_t *a);
 
 static void handle_closed(uv_handle_t *h) {
     tf_automation_t *a = h->data;
@@ -33,24 +38,25 @@ static void handle_closed(uv_handle_t *h) {
 }
 
 static void maybe_finish(tf_automation_t *a) {
-    if (a->closing && !a->running) {
+    if (a->closing && !a->running && !a->events_running) {
         uv_close((uv_handle_t *)&a->tick, handle_closed);
     }
 }
 
-static void report(tf_automation_t *a, int status) {
-    if (status != 0 && !a->failing) {
-        tf_log_warn(a->log, "cron rules failed", TF_LF_STR("error", tf_strerror(status)));
-    } else if (status == 0 && a->failing) {
-        tf_log_info(a->log, "cron rules recovered", TF_LF_STR("task", "cron"));
+static void report(tf_automation_t *a, int *failing, const char *task, int status) {
+    if (status != 0 && !*failing) {
+        tf_log_warn(a->log, "rules failed", TF_LF_STR("task", task),
+                    TF_LF_STR("error", tf_strerror(status)));
+    } else if (status == 0 && *failing) {
+        tf_log_info(a->log, "rules recovered", TF_LF_STR("task", task));
     }
-    a->failing = status != 0;
+    *failing = status != 0;
 }
 
 static void round_done(void *arg, int status, const tf_uc_cron_result_t *r) {
     tf_automation_t *a = arg;
     a->running = 0;
-    report(a, status);
+    report(a, &a->failing, "cron", status);
     if (a->fired != NULL) {
         tf_metric_add(a->fired, (double)r->fired);
     }
@@ -70,14 +76,41 @@ static void round_now(tf_automation_t *a) {
     }
     int rc = tf_uc_cron_tick(a->uc, a->node, a->cfg.limit, a->cfg.parallel, round_done, a);
     if (rc != 0) {
-        report(a, rc);
+        report(a, &a->failing, "cron", rc);
         return;
     }
     a->running = 1;
 }
 
+static void events_done(void *arg, int status, const tf_uc_job_events_result_t *r) {
+    tf_automation_t *a = arg;
+    a->events_running = 0;
+    report(a, &a->events_failing, "job events", status);
+    if (a->event_runs != NULL) {
+        tf_metric_add(a->event_runs, (double)r->runs);
+    }
+    if (a->closing) {
+        maybe_finish(a);
+    } else if (status == 0 && r->held && r->events >= (size_t)a->cfg.limit) {
+        events_now(a); /* a full page: more are waiting */
+    }
+}
+
+static void events_now(tf_automation_t *a) {
+    if (a->events_running || a->closing) {
+        return;
+    }
+    int rc = tf_uc_job_events_tick(a->uc, a->node, a->cfg.limit, a->cfg.parallel, events_done, a);
+    if (rc != 0) {
+        report(a, &a->events_failing, "job events", rc);
+        return;
+    }
+    a->events_running = 1;
+}
+
 static void on_tick(uv_timer_t *t) {
     round_now(t->data);
+    events_now(t->data);
 }
 
 int tf_automation_create(uv_loop_t *loop, tf_uc_t *uc, const tf_automation_config_t *cfg,
@@ -110,6 +143,11 @@ int tf_automation_create(uv_loop_t *loop, tf_uc_t *uc, const tf_automation_confi
                                "recorded as skipped runs",
                                NULL, 0, &fam) == 0) {
             a->skipped = tf_metric_get(fam, NULL);
+        }
+        if (tf_metrics_counter(metrics, "taskflow_rule_job_event_runs_total",
+                               "Rule firings by job events (job.succeeded, job.failed, ...)", NULL,
+                               0, &fam) == 0) {
+            a->event_runs = tf_metric_get(fam, NULL);
         }
     }
     uv_timer_init(loop, &a->tick);

@@ -1,10 +1,12 @@
 /*
  * automation.h - the rules that fire by themselves, driven from one
- * worker loop: cron rules as their fire times come (tf_uc_cron_tick).
+ * worker loop: cron rules as their fire times come (tf_uc_cron_tick), and
+ * rules waiting for job events (tf_uc_job_events_tick).
  *
- * Every interval the loop takes the cron rules that are due (under a
- * lease: any number of loops and nodes may run this) and fires or skips
- * their fire times; while a round fills its limit the next starts at once.
+ * Every interval the loop takes the cron rules that are due and fires or
+ * skips their fire times, and reads the job events after the cursor and
+ * fires their rules (each under a lease: any number of loops and nodes may
+ * run this); while a round fills its limit the next starts at once.
  * A failing database is reported once per streak (warn) and once when it
  * recovers (info).  Loop thread only.
  */

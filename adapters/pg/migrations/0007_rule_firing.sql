@@ -13,11 +13,13 @@
 -- rule, tenant and dedup_key.
 --
 -- Job events: domain_events rows now carry the id of the transaction that
--- wrote them.  The rules' consumer reads the rows of transactions older
--- than every transaction still running (pg_snapshot_xmin), so a row that
--- commits late is never passed over, and keeps its position in
--- rule_cursors under a lease.  A run's dedup_key "job-event:<id>" makes
--- each event fire each rule once.
+-- wrote them.  The rules' consumer reads only rows of transactions older
+-- than every transaction still running (pg_snapshot_xmin of its snapshot),
+-- in (xid, id) order, so a row that commits late is never passed over; it
+-- keeps its position, an (xid, id) pair, in rule_cursors, and one node at
+-- a time holds the cursor's lease.  A run's dedup_key "job-event:<id>"
+-- makes each event fire each rule once even when a lease was lost.  (A
+-- transaction left open for long holds the consumer back until it ends.)
 
 ALTER TABLE rules ADD COLUMN next_fire_at timestamptz,
                   ADD COLUMN fire_lease_by text,
@@ -29,13 +31,16 @@ CREATE UNIQUE INDEX rule_runs_once ON rule_runs (rule_id, tenant_id, dedup_key)
     WHERE dedup_key IS NOT NULL;
 
 ALTER TABLE domain_events ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id();
-CREATE INDEX domain_events_xid ON domain_events (xid);
+CREATE INDEX domain_events_xid ON domain_events (xid, id);
 
 CREATE TABLE rule_cursors (
     name        text PRIMARY KEY,
-    position    xid8 NOT NULL,
+    position    xid8 NOT NULL,   -- every event before (position, position_id) is consumed
+    position_id bigint NOT NULL,
     lease_by    text,
     lease_until timestamptz
 );
-INSERT INTO rule_cursors (name, position)
-     VALUES ('job-events', pg_snapshot_xmin(pg_current_snapshot()));
+-- Events written before this migration carry its xid: they are behind the
+-- cursor, so rules react only to what happens from now on.
+INSERT INTO rule_cursors (name, position, position_id)
+     VALUES ('job-events', pg_current_xact_id(), (SELECT coalesce(max(id), 0) FROM domain_events));
