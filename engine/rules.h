@@ -28,7 +28,7 @@
 
 /* A rule (its current version), or one of its versions (`rule` 0). */
 typedef struct {
-    const char *id, *tenant_id, *name;
+    const char *id, *tenant_id, *name; /* tenant_id NULL: a platform rule */
     int version;
     int enabled;
     int has_condition; /* the version has a condition function */
@@ -47,6 +47,8 @@ typedef struct {
     const char *sha256;
     const char *created_by;
     int64_t created_at_ms, updated_at_ms;
+    const char *last_outcome; /* admin_list: the last run's ("fired", ...); NULL: none */
+    int64_t last_run_ms;      /* admin_list: its time; TF_TIME_NONE: none */
 } tf_rule_t;
 
 /* A new rule or a new version of one. */
@@ -107,7 +109,7 @@ typedef struct {
 
 /* A recorded run, as listed. */
 typedef struct {
-    const char *id, *rule_id;
+    const char *id, *rule_id, *tenant_id;
     int version;
     const char *trigger, *dedup_key;
     int64_t at_ms;
@@ -227,6 +229,10 @@ typedef struct {
      * job of `type` in `queue`, with source and state. */
     int (*job_rules)(void *ctx, const char *tenant_id, const char *event, const char *type,
                      const char *queue, tf_rule_list_cb cb, void *arg);
+    /* Every live rule of every tenant and the platform's, by id after
+     * `after_id` (NULL: from the first), at most `limit`, with the last
+     * run's outcome and time. */
+    int (*admin_list)(void *ctx, const char *after_id, int limit, tf_rule_list_cb cb, void *arg);
 } tf_rule_store_t;
 
 /* What checking an uploaded rule found in its returned table. */

@@ -41,6 +41,10 @@
 
 #define NO_RULE "no such rule"
 
+/* The rules a principal manages: its tenant's, or for the operator on the
+ * /v1/admin/rules routes (tenant_id "") the platform's (NULL). */
+#define OWNER(tenant_id) ((tenant_id)[0] != '\0' ? (tenant_id) : NULL)
+
 /* The members of a Rule (`rule` 1) or of one of its versions. */
 static int write_fields(tf_jbuf_t *b, const tf_rule_t *r, int rule) {
     int rc = 0;
@@ -121,7 +125,7 @@ static void uploaded(void *arg, int status, const char *message, const tf_rule_t
 
 static void upload(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t *who,
                    const char *id) {
-    tf_uc_rule_upload_t up = {.tenant_id = who->tenant_id, .id = id, .actor = who->actor};
+    tf_uc_rule_upload_t up = {.tenant_id = OWNER(who->tenant_id), .id = id, .actor = who->actor};
     if (tf_api_lua_body(req, "rule", &up.source, &up.len) != 0) {
         return;
     }
@@ -201,7 +205,7 @@ static void rule_read(void *arg, int status, const tf_rule_t *rule) {
     int rc = write_fields(&g->b, rule, 1);
     const tf_rule_store_t *s = g->lp->uc->rules;
     if (rc == 0) {
-        rc = s->versions(s->ctx, g->tenant_id, g->id, versions_read, g);
+        rc = s->versions(s->ctx, OWNER(g->tenant_id), g->id, versions_read, g);
     }
     if (rc != 0) {
         tf_jbuf_free(&g->b);
@@ -223,7 +227,7 @@ static void answer_rule(tf_http_req_t *req, tf_api_loop_t *lp, const char *tenan
     g->lp = lp;
     snprintf(g->tenant_id, sizeof(g->tenant_id), "%s", tenant_id);
     snprintf(g->id, sizeof(g->id), "%s", id);
-    int rc = s->get(s->ctx, tenant_id, id, rule_read, g);
+    int rc = s->get(s->ctx, OWNER(tenant_id), id, rule_read, g);
     if (rc != 0) {
         free(g);
         tf_api_respond_status(req, rc);
@@ -261,7 +265,7 @@ static void listed(void *arg, int status, const tf_rule_t *list, size_t n) {
 
 static void list_rules(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t *who) {
     const tf_rule_store_t *s = lp->uc->rules;
-    int rc = s != NULL ? s->list(s->ctx, who->tenant_id, listed, req) : TF_EUNAVAIL;
+    int rc = s != NULL ? s->list(s->ctx, OWNER(who->tenant_id), listed, req) : TF_EUNAVAIL;
     if (rc != 0) {
         tf_api_respond_status(req, rc);
     }
@@ -306,9 +310,10 @@ static void change(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t *
     c->answer_rule = enabled >= 0;
     snprintf(c->tenant_id, sizeof(c->tenant_id), "%s", who->tenant_id);
     int64_t now = tf_uc_now(lp->uc);
-    int rc = s == NULL      ? TF_EUNAVAIL
-             : enabled >= 0 ? s->set_enabled(s->ctx, c->tenant_id, c->id, enabled, now, changed, c)
-                            : s->remove(s->ctx, c->tenant_id, c->id, now, changed, c);
+    int rc = s == NULL ? TF_EUNAVAIL
+             : enabled >= 0
+                 ? s->set_enabled(s->ctx, OWNER(c->tenant_id), c->id, enabled, now, changed, c)
+                 : s->remove(s->ctx, OWNER(c->tenant_id), c->id, now, changed, c);
     if (rc != 0) {
         free(c);
         tf_api_respond_status(req, rc);
@@ -485,6 +490,10 @@ static void runs_read(void *arg, int status, const tf_rule_run_row_t *runs, size
         tf_jbuf_str(&b, r->id);
         tf_jbuf_key(&b, "rule_id");
         tf_jbuf_str(&b, r->rule_id);
+        if (q->tenant_id[0] == '\0') { /* the operator: a platform rule's runs, every tenant's */
+            tf_jbuf_key(&b, "tenant_id");
+            tf_jbuf_str(&b, r->tenant_id);
+        }
         tf_jbuf_key(&b, "version");
         tf_jbuf_int(&b, r->version);
         tf_jbuf_key(&b, "trigger");
@@ -521,8 +530,9 @@ static void runs_rule_read(void *arg, int status, const tf_rule_t *rule) {
         return;
     }
     if (status == 0) {
-        status = s->runs(s->ctx, q->tenant_id, q->id, q->cursor[0] != '\0' ? q->cursor : NULL,
-                         q->outcome, q->limit, runs_read, q);
+        status =
+            s->runs(s->ctx, OWNER(q->tenant_id), q->id, q->cursor[0] != '\0' ? q->cursor : NULL,
+                    q->outcome, q->limit, runs_read, q);
     }
     if (status != 0) {
         tf_api_respond_status(q->req, status);
@@ -565,7 +575,7 @@ static void list_runs(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_
         tf_api_invalid(req, "outcome", "outcome must be fired, not_matched, failed or skipped");
         return;
     }
-    int rc = s->get(s->ctx, q->tenant_id, q->id, runs_rule_read, q);
+    int rc = s->get(s->ctx, OWNER(q->tenant_id), q->id, runs_rule_read, q);
     if (rc != 0) {
         free(q);
         tf_api_respond_status(req, rc);
@@ -916,6 +926,72 @@ static void post_hook(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_
     }
 }
 
+/* ---- the operator: every tenant's rules, and the platform's ---- */
+
+static void admin_listed(void *arg, int status, const tf_rule_t *list, size_t n) {
+    tf_http_req_t *req = arg;
+    int limit = tf_api_limit(req); /* valid: it was read before */
+    if (status != 0) {
+        tf_api_respond_status(req, status);
+        return;
+    }
+    tf_jbuf_t b;
+    tf_jbuf_init(&b);
+    tf_jbuf_obj_open(&b);
+    tf_jbuf_key(&b, "rules");
+    tf_jbuf_arr_open(&b);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const tf_rule_t *r = &list[i];
+        tf_jbuf_obj_open(&b);
+        tf_jbuf_key(&b, "tenant_id"); /* null: a platform rule */
+        tf_jbuf_str(&b, r->tenant_id);
+        rc = write_fields(&b, r, 1);
+        tf_jbuf_key(&b, "last_run");
+        if (r->last_outcome != NULL) {
+            tf_jbuf_obj_open(&b);
+            tf_jbuf_key(&b, "outcome");
+            tf_jbuf_str(&b, r->last_outcome);
+            tf_jbuf_key(&b, "at");
+            rc |= tf_api_time(&b, r->last_run_ms);
+            tf_jbuf_obj_close(&b);
+        } else {
+            tf_jbuf_null(&b);
+        }
+        tf_jbuf_obj_close(&b);
+    }
+    tf_jbuf_arr_close(&b);
+    tf_jbuf_key(&b, "next_cursor");
+    tf_jbuf_str(&b, n > 0 && n == (size_t)limit ? list[n - 1].id : NULL);
+    tf_jbuf_obj_close(&b);
+    tf_api_respond_built(req, 200, &b, rc);
+}
+
+static void admin_list_rules(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t *who) {
+    (void)who;
+    const tf_rule_store_t *s = lp->uc->rules;
+    int limit = tf_api_limit(req);
+    if (limit < 0) {
+        return;
+    }
+    const char *cursor = tf_http_req_query(req, "cursor");
+    tf_uuid_t parsed;
+    char after[TF_ID_LEN];
+    if (cursor != NULL && tf_uuid_parse(cursor, &parsed) != 0) {
+        tf_api_invalid(req, "cursor", "cursor must be the next_cursor of the previous page");
+        return;
+    }
+    if (cursor != NULL) {
+        tf_uuid_format(&parsed, after);
+    }
+    int rc = s != NULL
+                 ? s->admin_list(s->ctx, cursor != NULL ? after : NULL, limit, admin_listed, req)
+                 : TF_EUNAVAIL;
+    if (rc != 0) {
+        tf_api_respond_status(req, rc);
+    }
+}
+
 const tf_api_route_t tf_api_rule_routes[] = {
     {"POST", "/v1/rules", TF_ROUTE_TENANT, post_rule},
     {"GET", "/v1/rules", TF_ROUTE_TENANT, list_rules},
@@ -928,5 +1004,14 @@ const tf_api_route_t tf_api_rule_routes[] = {
     {"GET", "/v1/rules/{id}/runs", TF_ROUTE_TENANT, list_runs},
     {"POST", "/v1/events", TF_ROUTE_TENANT, post_event},
     {"POST", "/v1/hooks/{key}", TF_ROUTE_PUBLIC, post_hook},
+    /* the operator's: platform rules, evaluated for every tenant */
+    {"POST", "/v1/admin/rules", TF_ROUTE_ADMIN, post_rule},
+    {"GET", "/v1/admin/rules", TF_ROUTE_ADMIN, admin_list_rules},
+    {"PUT", "/v1/admin/rules/{id}", TF_ROUTE_ADMIN, put_rule},
+    {"GET", "/v1/admin/rules/{id}", TF_ROUTE_ADMIN, get_rule},
+    {"DELETE", "/v1/admin/rules/{id}", TF_ROUTE_ADMIN, delete_rule},
+    {"POST", "/v1/admin/rules/{id}/enable", TF_ROUTE_ADMIN, enable_rule},
+    {"POST", "/v1/admin/rules/{id}/disable", TF_ROUTE_ADMIN, disable_rule},
+    {"GET", "/v1/admin/rules/{id}/runs", TF_ROUTE_ADMIN, list_runs},
 };
 const size_t tf_api_rule_routes_count = sizeof(tf_api_rule_routes) / sizeof(tf_api_rule_routes[0]);

@@ -37,7 +37,8 @@
  * 'kind'); rows changed; whether the rule is enabled and its hook key.  A
  * name another live rule has fails the statement (unique violation). */
 #define SQL_UPDATE                                                                                 \
-    "WITH cur AS (SELECT id, trigger_kind FROM rules WHERE id = $1::uuid AND tenant_id = $2::uuid" \
+    "WITH cur AS (SELECT id, trigger_kind FROM rules WHERE id = $1::uuid"                          \
+    "  AND tenant_id IS NOT DISTINCT FROM $2::uuid"                                                \
     "  AND deleted_at IS NULL FOR UPDATE),"                                                        \
     " ok AS (SELECT id FROM cur WHERE trigger_kind = $5),"                                         \
     " nv AS (SELECT coalesce(max(version), 0) + 1 AS v FROM rule_versions"                         \
@@ -54,34 +55,40 @@
     "  WHEN NOT EXISTS (SELECT 1 FROM ok) THEN 'kind' END, (SELECT count(*) FROM u),"              \
     " (SELECT enabled FROM u), (SELECT hook_key FROM u), (SELECT next_fire_at FROM u)"
 
-#define RULE_COLUMNS                                                                               \
+/* A rule's columns, with its ctx.state for tenant `tenant` (a rule's own
+ * tenant; for platform rules the tenant they fire for).  Further columns
+ * are found by name: source, owner (the tenant; NULL: a platform rule),
+ * hook_secret, last_outcome, last_at. */
+#define RULE_COLUMNS_FOR(tenant)                                                                   \
     "r.id::text, r.name, v.version, r.enabled, v.trigger::text, r.hook_key, v.sha256,"             \
     " v.created_by, v.created_at, r.updated_at, v.trigger ->> 'cron', v.trigger ->> 'timezone',"   \
     " v.has_condition, r.trigger_kind, (SELECT st.state::text FROM rule_states st"                 \
-    "  WHERE st.rule_id = r.id AND st.tenant_id = r.tenant_id), (SELECT st.version"                \
-    "  FROM rule_states st WHERE st.rule_id = r.id AND st.tenant_id = r.tenant_id),"               \
-    " r.next_fire_at, v.trigger ->> 'catch_up'"
+    "  WHERE st.rule_id = r.id AND st.tenant_id = " tenant "), (SELECT st.version"                 \
+    "  FROM rule_states st WHERE st.rule_id = r.id AND st.tenant_id = " tenant "),"                \
+    " r.next_fire_at, v.trigger ->> 'catch_up', r.tenant_id::text AS owner"
+#define RULE_COLUMNS RULE_COLUMNS_FOR("r.tenant_id")
 
 /* $1 tenant, $2 id. */
 #define SQL_GET                                                                                    \
-    "SELECT " RULE_COLUMNS ", v.source FROM rules r JOIN rule_versions v"                          \
+    "SELECT " RULE_COLUMNS ", v.source AS source FROM rules r JOIN rule_versions v"                \
     " ON v.rule_id = r.id AND v.version = r.version"                                               \
-    " WHERE r.tenant_id = $1::uuid AND r.id = $2::uuid AND r.deleted_at IS NULL"
+    " WHERE r.tenant_id IS NOT DISTINCT FROM $1::uuid AND r.id = $2::uuid AND r.deleted_at IS NULL"
 
 #define SQL_LIST                                                                                   \
     "SELECT " RULE_COLUMNS " FROM rules r JOIN rule_versions v"                                    \
     " ON v.rule_id = r.id AND v.version = r.version"                                               \
-    " WHERE r.tenant_id = $1::uuid AND r.deleted_at IS NULL ORDER BY r.name"
+    " WHERE r.tenant_id IS NOT DISTINCT FROM $1::uuid AND r.deleted_at IS NULL ORDER BY r.name"
 
 #define SQL_VERSIONS                                                                               \
     "SELECT " RULE_COLUMNS " FROM rules r JOIN rule_versions v ON v.rule_id = r.id"                \
-    " WHERE r.tenant_id = $1::uuid AND r.id = $2::uuid AND r.deleted_at IS NULL"                   \
+    " WHERE r.tenant_id IS NOT DISTINCT FROM $1::uuid AND r.id = $2::uuid AND r.deleted_at IS NULL" \
     " ORDER BY v.version DESC"
 
 /* $1 tenant, $2 id, $3 enabled, $4 now: rows changed. */
 #define SQL_ENABLE                                                                                 \
     "WITH u AS (UPDATE rules SET enabled = $3::boolean, updated_at = $4::timestamptz"              \
-    "  WHERE tenant_id = $1::uuid AND id = $2::uuid AND deleted_at IS NULL RETURNING id)"          \
+    "  WHERE tenant_id IS NOT DISTINCT FROM $1::uuid AND id = $2::uuid AND deleted_at IS NULL"     \
+    "  RETURNING id)"                                                                              \
     " SELECT count(*) FROM u"
 
 /* $1 tenant, $2 id, $3 now: rows deleted.  The row stays (deleted_at) for
@@ -89,14 +96,15 @@
 #define SQL_DELETE                                                                                 \
     "WITH u AS (UPDATE rules SET deleted_at = $3::timestamptz, enabled = false, next_fire_at = NULL," \
     "  updated_at = $3::timestamptz"                                                               \
-    "  WHERE tenant_id = $1::uuid AND id = $2::uuid AND deleted_at IS NULL RETURNING id)"          \
+    "  WHERE tenant_id IS NOT DISTINCT FROM $1::uuid AND id = $2::uuid AND deleted_at IS NULL"     \
+    "  RETURNING id)"                                                                              \
     " SELECT count(*) FROM u"
 /* $1 tenant, $2 event name: the enabled live rules it fires, with their
  * current source (at most 100). */
 #define SQL_EVENT_RULES                                                                            \
-    "SELECT " RULE_COLUMNS ", v.source FROM rules r JOIN rule_versions v"                          \
+    "SELECT " RULE_COLUMNS_FOR("$1::uuid") ", v.source AS source FROM rules r JOIN rule_versions v" \
     " ON v.rule_id = r.id AND v.version = r.version"                                               \
-    " WHERE r.tenant_id = $1::uuid AND r.deleted_at IS NULL AND r.enabled"                         \
+    " WHERE (r.tenant_id = $1::uuid OR r.tenant_id IS NULL) AND r.deleted_at IS NULL AND r.enabled" \
     " AND r.trigger_kind = 'event' AND r.trigger ->> 'event' = $2 ORDER BY r.name LIMIT 100"
 
 /* $1 tenant, $2 run id, $3 rule, $4 version, $5 trigger, $6 dedup key,
@@ -136,7 +144,7 @@
     "  ORDER BY next_fire_at LIMIT $4::integer FOR UPDATE SKIP LOCKED),"                           \
     " r AS (UPDATE rules r SET fire_lease_by = $2, fire_lease_until = $1::timestamptz"             \
     "  + $3::integer * interval '1 millisecond' FROM due WHERE r.id = due.id RETURNING r.*)"       \
-    " SELECT " RULE_COLUMNS ", v.source, r.tenant_id::text FROM r JOIN rule_versions v"            \
+    " SELECT " RULE_COLUMNS ", v.source AS source FROM r JOIN rule_versions v"                     \
     " ON v.rule_id = r.id AND v.version = r.version"
 
 /* $1 rule, $2 node, $3 the fire time it was due at, $4 its next fire time
@@ -161,7 +169,8 @@
     " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM s)"
 
 #define JOB_RULE_MATCHES(tenant, event, type, queue)                                               \
-    "r.tenant_id = " tenant " AND r.deleted_at IS NULL AND r.enabled AND r.trigger_kind = 'job'"   \
+    "(r.tenant_id = " tenant " OR r.tenant_id IS NULL) AND r.deleted_at IS NULL AND r.enabled"     \
+    " AND r.trigger_kind = 'job'"                                                                  \
     " AND r.trigger ->> 'event' = " event " AND (r.trigger ->> 'type' IS NULL"                     \
     " OR r.trigger ->> 'type' = " type ") AND (r.trigger ->> 'queue' IS NULL"                      \
     " OR r.trigger ->> 'queue' = " queue ")"
@@ -202,9 +211,19 @@
 
 /* $1 tenant, $2 event, $3 job type, $4 queue: the rules it fires (at most 100). */
 #define SQL_JOB_RULES                                                                              \
-    "SELECT " RULE_COLUMNS ", v.source FROM rules r JOIN rule_versions v"                          \
+    "SELECT " RULE_COLUMNS_FOR("$1::uuid") ", v.source AS source FROM rules r JOIN rule_versions v" \
     " ON v.rule_id = r.id AND v.version = r.version WHERE "                                        \
     JOB_RULE_MATCHES("$1::uuid", "$2", "$3", "$4") " ORDER BY r.name LIMIT 100"
+
+/* $1 after rule id (NULL: from the first), $2 limit: every live rule, with
+ * its tenant and its last run's outcome and time. */
+#define SQL_ADMIN_LIST                                                                             \
+    "SELECT " RULE_COLUMNS ", l.outcome AS last_outcome, l.at AS last_at FROM rules r"             \
+    " JOIN rule_versions v ON v.rule_id = r.id AND v.version = r.version"                          \
+    " LEFT JOIN LATERAL (SELECT outcome, at FROM rule_runs rr WHERE rr.rule_id = r.id"             \
+    "  ORDER BY rr.id DESC LIMIT 1) l ON true"                                                     \
+    " WHERE r.deleted_at IS NULL AND ($1::uuid IS NULL OR r.id > $1::uuid)"                        \
+    " ORDER BY r.id LIMIT $2::integer"
 
 /* $1 tenant, $2 rule: its state and version. */
 #define SQL_STATE                                                                                  \
@@ -212,17 +231,18 @@
 
 /* $1 hook key: the enabled live webhook rule, its source and secret. */
 #define SQL_HOOK_RULE                                                                              \
-    "SELECT " RULE_COLUMNS ", v.source, r.tenant_id::text, r.hook_secret FROM rules r"             \
+    "SELECT " RULE_COLUMNS ", v.source AS source, r.hook_secret FROM rules r"                      \
     " JOIN rule_versions v ON v.rule_id = r.id AND v.version = r.version"                          \
     " WHERE r.hook_key = $1 AND r.deleted_at IS NULL AND r.enabled"                                \
     " AND r.trigger_kind = 'webhook'"
 
-/* $1 tenant, $2 rule, $3 before run id (NULL: newest), $4 outcome (NULL:
- * any), $5 limit. */
+/* $1 tenant (NULL: every tenant's runs of a platform rule), $2 rule, $3
+ * before run id (NULL: newest), $4 outcome (NULL: any), $5 limit. */
 #define SQL_RUNS                                                                                   \
     "SELECT id::text, rule_id::text, version, trigger, dedup_key, at, outcome, condition,"         \
-    " array_to_json(jobs)::text, error_type, error_message, duration_ms FROM rule_runs"            \
-    " WHERE tenant_id = $1::uuid AND rule_id = $2::uuid"                                           \
+    " array_to_json(jobs)::text, error_type, error_message, duration_ms, tenant_id::text"          \
+    " FROM rule_runs"                                                                              \
+    " WHERE ($1::uuid IS NULL OR tenant_id = $1::uuid) AND rule_id = $2::uuid"                     \
     " AND ($3::uuid IS NULL OR id < $3::uuid) AND ($4::text IS NULL OR outcome = $4)"              \
     " ORDER BY id DESC LIMIT $5::integer"
 /* clang-format on */
@@ -245,6 +265,7 @@ const tf_pg_prepared_t tf__pg_rules_prepared[] = {
     {"rule_job_events", SQL_JOB_EVENTS},
     {"rule_job_events_done", SQL_JOB_EVENTS_DONE},
     {"rule_job_rules", SQL_JOB_RULES},
+    {"rule_admin_list", SQL_ADMIN_LIST},
 };
 const size_t tf__pg_rules_prepared_count =
     sizeof(tf__pg_rules_prepared) / sizeof(tf__pg_rules_prepared[0]);
@@ -353,15 +374,22 @@ static int decode_rule(const PGresult *res, int row, void *item) {
         return TF_EIO;
     }
     r->catch_up = tf__pg_text(res, row, 17);
-    if (PQnfields(res) > 18) {
-        r->source = PQgetvalue(res, row, 18);
-        r->source_len = (size_t)PQgetlength(res, row, 18);
+    r->tenant_id = tf__pg_text(res, row, 18); /* NULL: a platform rule */
+    int source = PQfnumber(res, "source"), secret = PQfnumber(res, "hook_secret");
+    int outcome = PQfnumber(res, "last_outcome"), at = PQfnumber(res, "last_at");
+    if (source >= 0) {
+        r->source = PQgetvalue(res, row, source);
+        r->source_len = (size_t)PQgetlength(res, row, source);
     }
-    if (PQnfields(res) > 19) { /* by hook key or due: the tenant (NULL: every tenant) */
-        r->tenant_id = tf__pg_text(res, row, 19);
+    if (secret >= 0) {
+        r->hook_secret = PQgetvalue(res, row, secret);
     }
-    if (PQnfields(res) > 20) { /* by hook key: the secret */
-        r->hook_secret = PQgetvalue(res, row, 20);
+    r->last_run_ms = TF_TIME_NONE;
+    if (outcome >= 0) {
+        r->last_outcome = tf__pg_text(res, row, outcome);
+    }
+    if (at >= 0 && !PQgetisnull(res, row, at) && tf__pg_time(res, row, at, &r->last_run_ms) != 0) {
+        return TF_EIO;
     }
     return 0;
 }
@@ -370,7 +398,6 @@ typedef struct {
     tf_rule_get_cb get_cb;
     tf_rule_list_cb list_cb;
     void *arg;
-    char tenant_id[40];
 } read_op_t;
 
 static void read_done(const tf_pg_reply_t *reply, void *arg) {
@@ -378,9 +405,6 @@ static void read_done(const tf_pg_reply_t *reply, void *arg) {
     tf_rule_t *rules = NULL;
     size_t n = 0;
     int rc = tf__pg_rows(reply, sizeof(*rules), decode_rule, (void **)&rules, &n);
-    for (size_t i = 0; i < n; i++) {
-        rules[i].tenant_id = op->tenant_id;
-    }
     if (op->get_cb != NULL) {
         op->get_cb(op->arg, rc, rc == 0 && n == 1 ? &rules[0] : NULL);
     } else {
@@ -390,16 +414,14 @@ static void read_done(const tf_pg_reply_t *reply, void *arg) {
     free(op);
 }
 
-/* Reads rules with `statement` over `values`; the rows are the tenant's. */
-static int read_rows(void *ctx, const char *statement, const char *tenant_id,
-                     const char *const *values, int n, tf_rule_get_cb get_cb,
-                     tf_rule_list_cb list_cb, void *arg) {
+/* Reads rules with `statement` over `values`. */
+static int read_rows(void *ctx, const char *statement, const char *const *values, int n,
+                     tf_rule_get_cb get_cb, tf_rule_list_cb list_cb, void *arg) {
     read_op_t *op = malloc(sizeof(*op));
     if (op == NULL) {
         return TF_ENOMEM;
     }
     *op = (read_op_t){.get_cb = get_cb, .list_cb = list_cb, .arg = arg};
-    snprintf(op->tenant_id, sizeof(op->tenant_id), "%s", tenant_id);
     int rc = tf__pg_run(ctx, statement, values, n, read_done, op);
     if (rc != 0) {
         free(op);
@@ -410,7 +432,7 @@ static int read_rows(void *ctx, const char *statement, const char *tenant_id,
 static int read(void *ctx, const char *statement, const char *tenant_id, const char *id,
                 tf_rule_get_cb get_cb, tf_rule_list_cb list_cb, void *arg) {
     const char *values[2] = {tenant_id, id};
-    return read_rows(ctx, statement, tenant_id, values, id != NULL ? 2 : 1, get_cb, list_cb, arg);
+    return read_rows(ctx, statement, values, id != NULL ? 2 : 1, get_cb, list_cb, arg);
 }
 
 static int get(void *ctx, const char *tenant_id, const char *id, tf_rule_get_cb cb, void *arg) {
@@ -460,7 +482,7 @@ static const char *const outcome_names[] = {"fired", "not_matched", "failed", "s
 static int event_rules(void *ctx, const char *tenant_id, const char *name, tf_rule_list_cb cb,
                        void *arg) {
     const char *values[2] = {tenant_id, name};
-    return read_rows(ctx, "rule_event_rules", tenant_id, values, 2, NULL, cb, arg);
+    return read_rows(ctx, "rule_event_rules", values, 2, NULL, cb, arg);
 }
 
 static void recorded_done(const tf_pg_reply_t *reply, void *arg) {
@@ -584,6 +606,7 @@ static int decode_run(const PGresult *res, int row, void *item) {
         .error_type = tf__pg_text(res, row, 9),
         .error_message = tf__pg_text(res, row, 10),
         .duration_ms = tf__pg_int(res, row, 11, 0),
+        .tenant_id = PQgetvalue(res, row, 12),
     };
     for (size_t i = 0; i < sizeof(outcome_names) / sizeof(outcome_names[0]); i++) {
         if (strcmp(outcome, outcome_names[i]) == 0) {
@@ -611,6 +634,12 @@ static int runs(void *ctx, const char *tenant_id, const char *rule_id, const cha
                                                                             : NULL,
                              tf__pg_int_param(limit, &lim)};
     return tf__pg_run_pending(ctx, "rule_runs", values, 5, runs_done, (void (*)(void))cb, arg);
+}
+
+static int admin_list(void *ctx, const char *after_id, int limit, tf_rule_list_cb cb, void *arg) {
+    tf__pg_int_t lim;
+    const char *values[2] = {after_id, tf__pg_int_param(limit, &lim)};
+    return read_rows(ctx, "rule_admin_list", values, 2, NULL, cb, arg);
 }
 
 /* ---- cron ---- */
@@ -767,7 +796,7 @@ static int job_events_moved(void *ctx, const char *node, const char *position, t
 static int job_rules(void *ctx, const char *tenant_id, const char *event, const char *type,
                      const char *queue, tf_rule_list_cb cb, void *arg) {
     const char *values[4] = {tenant_id, event, type, queue};
-    return read_rows(ctx, "rule_job_rules", tenant_id, values, 4, NULL, cb, arg);
+    return read_rows(ctx, "rule_job_rules", values, 4, NULL, cb, arg);
 }
 
 void tf__pg_rules_bind(tf_rule_store_t *port) {
@@ -788,4 +817,5 @@ void tf__pg_rules_bind(tf_rule_store_t *port) {
     port->job_events = job_events;
     port->job_events_done = job_events_moved;
     port->job_rules = job_rules;
+    port->admin_list = admin_list;
 }

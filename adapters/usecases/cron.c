@@ -26,7 +26,12 @@ typedef struct {
     tf_cron_t cron;
     const tf_tz_t *tz;
     tf_cron_zone_t zone;
-    int broken;                  /* the schedule or zone cannot be read: never fires again */
+    int broken;                 /* the schedule or zone cannot be read: never fires again */
+    int platform;               /* a platform rule: fired once per tenant */
+    char *ev, key[KEY_LEN];     /* the firing's event and dedup key */
+    char (*tenants)[TF_ID_LEN]; /* platform: the page of tenants being fired */
+    size_t ntenants, itenant;
+    char after[TF_ID_LEN];       /* platform: the last tenant of the page */
     tf_cron_plan_t due, overlap; /* 8 KiB each: items are heap-allocated */
 } item_t;
 
@@ -46,6 +51,7 @@ static void item_free(item_t *it) {
         return;
     }
     free(it->name), free(it->source), free(it->state), free(it->cron_expr), free(it->timezone);
+    free(it->ev), free(it->tenants);
     free(it);
 }
 
@@ -126,7 +132,7 @@ static void finish(item_t *it) {
     }
     if (rc == 0) {
         tf_rule_cron_done_t done = {.rule_id = it->id,
-                                    .tenant_id = it->tenant_id,
+                                    .tenant_id = it->platform ? NULL : it->tenant_id,
                                     .node = t->node,
                                     .version = it->rule.version,
                                     .due_ms = it->rule.next_fire_ms,
@@ -146,13 +152,9 @@ static void finish(item_t *it) {
     }
 }
 
-static void fired(void *arg, int status, const tf_uc_fired_t *runs, size_t n) {
-    item_t *it = arg;
-    (void)runs, (void)n;
-    if (status != 0) { /* the lease runs out; the rule is taken again then */
-        item_done(it, status);
-        return;
-    }
+/* The fire time was fired (for every tenant, a platform rule's): skip the
+ * times that passed meanwhile, then release the rule. */
+static void fire_done(item_t *it) {
     it->tick->result.fired++;
     int64_t end = tf_uc_now(it->tick->uc);
     tf_cron_plan_overlap(&it->cron, it->tz != NULL ? &it->zone : NULL, it->due.fire,
@@ -185,6 +187,94 @@ static char *cron_event(const item_t *it, int64_t fire_ms, int64_t now_ms) {
     return out;
 }
 
+static void fired(void *arg, int status, const tf_uc_fired_t *runs, size_t n) {
+    item_t *it = arg;
+    (void)runs, (void)n;
+    if (status != 0) { /* the lease runs out; the rule is taken again then */
+        item_done(it, status);
+        return;
+    }
+    fire_done(it);
+}
+
+/* ---- platform rules: once per tenant, a page of tenants at a time ---- */
+
+enum { TENANT_PAGE = 100 };
+
+static void fire_tenant(item_t *it);
+
+static void tenant_fired(void *arg, int status, const tf_uc_fired_t *runs, size_t n) {
+    item_t *it = arg;
+    (void)runs, (void)n;
+    if (status != 0) { /* the lease runs out; the tenants fired are deduplicated then */
+        item_done(it, status);
+        return;
+    }
+    it->itenant++;
+    fire_tenant(it);
+}
+
+static void tenant_state_read(void *arg, int status, const char *state_json, int64_t version) {
+    item_t *it = arg;
+    free(it->state);
+    it->state = state_json != NULL ? strdup(state_json) : NULL;
+    if (status == 0 && state_json != NULL && it->state == NULL) {
+        status = TF_ENOMEM;
+    }
+    if (status != 0) {
+        item_done(it, status);
+        return;
+    }
+    it->rule.state_json = it->state;
+    it->rule.state_version = version;
+    tf_uc_fire_t fire = {.tenant_id = it->tenants[it->itenant],
+                         .rules = &it->rule,
+                         .n = 1,
+                         .trigger = "cron",
+                         .event_json = it->ev,
+                         .dedup_key = it->key};
+    int rc = tf_uc_rules_fire(it->tick->uc, &fire, tenant_fired, it);
+    if (rc != 0) {
+        item_done(it, rc);
+    }
+}
+
+static void tenants_read(void *arg, int status, const tf_tenant_t *tenants, size_t n) {
+    item_t *it = arg;
+    free(it->tenants);
+    it->tenants = status == 0 && n > 0 ? calloc(n, sizeof(*it->tenants)) : NULL;
+    if (status == 0 && n > 0 && it->tenants == NULL) {
+        status = TF_ENOMEM;
+    }
+    if (status != 0) {
+        item_done(it, status);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(it->tenants[i], TF_ID_LEN, "%s", tenants[i].id);
+    }
+    it->ntenants = n;
+    it->itenant = 0;
+    if (n == 0) { /* every tenant is fired */
+        fire_done(it);
+        return;
+    }
+    snprintf(it->after, sizeof(it->after), "%s", it->tenants[n - 1]);
+    fire_tenant(it);
+}
+
+static void fire_tenant(item_t *it) {
+    const tf_uc_t *uc = it->tick->uc;
+    int rc = it->itenant < it->ntenants
+                 ? uc->rules->state(uc->rules->ctx, it->tenants[it->itenant], it->id,
+                                    tenant_state_read, it)
+                 : uc->tenants->tenant_list(uc->tenants->ctx, it->after[0] ? it->after : NULL,
+                                            TENANT_PAGE, tenants_read, it);
+    if (rc != 0) {
+        item_done(it, rc);
+    }
+}
+
 static void start_item(item_t *it) {
     tick_t *t = it->tick;
     int64_t now = tf_uc_now(t->uc);
@@ -205,17 +295,25 @@ static void start_item(item_t *it) {
         finish(it);
         return;
     }
-    char key[KEY_LEN];
-    key_of(it->due.fire * 1000, key);
-    char *ev = cron_event(it, it->due.fire * 1000, now);
+    key_of(it->due.fire * 1000, it->key);
+    it->ev = cron_event(it, it->due.fire * 1000, now);
+    if (it->ev == NULL) {
+        item_done(it, TF_ENOMEM);
+        return;
+    }
+    if (it->platform) {
+        it->after[0] = '\0';
+        it->ntenants = it->itenant = 0;
+        fire_tenant(it); /* from the first page of tenants */
+        return;
+    }
     tf_uc_fire_t fire = {.tenant_id = it->tenant_id,
                          .rules = &it->rule,
                          .n = 1,
                          .trigger = "cron",
-                         .event_json = ev,
-                         .dedup_key = key};
-    int rc = ev != NULL ? tf_uc_rules_fire(t->uc, &fire, fired, it) : TF_ENOMEM;
-    free(ev);
+                         .event_json = it->ev,
+                         .dedup_key = it->key};
+    int rc = tf_uc_rules_fire(t->uc, &fire, fired, it);
     if (rc != 0) {
         item_done(it, rc);
     }
@@ -246,7 +344,8 @@ static item_t *take(tick_t *t, const tf_rule_t *r, int *rc) {
     it->tick = t;
     it->rule = *r;
     snprintf(it->id, sizeof(it->id), "%s", r->id);
-    snprintf(it->tenant_id, sizeof(it->tenant_id), "%s", r->tenant_id);
+    it->platform = r->tenant_id == NULL;
+    snprintf(it->tenant_id, sizeof(it->tenant_id), "%s", it->platform ? "" : r->tenant_id);
     it->name = strdup(r->name);
     it->source = malloc(r->source_len + 1);
     it->state = dup_or_null(r->state_json);
@@ -297,9 +396,6 @@ static void due_read(void *arg, int status, const tf_rule_t *rules, size_t n) {
         status = TF_ENOMEM;
     }
     for (size_t i = 0; status == 0 && i < n; i++) {
-        if (rules[i].tenant_id == NULL) {
-            continue; /* a platform rule: fired by the platform's own tick */
-        }
         int rc = 0;
         item_t *it = take(t, &rules[i], &rc);
         if (it == NULL) {

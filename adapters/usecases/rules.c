@@ -19,7 +19,7 @@ typedef struct {
     tf_uc_rule_upload_cb cb;
     void *arg;
     char tenant_id[TF_ID_LEN], id[TF_ID_LEN];
-    int create;
+    int create, platform; /* platform: a rule of every tenant (tenant_id NULL) */
     char hook_key[TF_RULE_HOOK_KEY_LEN + 1], hook_secret[TF_RULE_HOOK_SECRET_LEN + 1];
     char *source;
     size_t len;
@@ -54,7 +54,7 @@ static void stored(void *arg, int status, const tf_rule_put_result_t *r) {
     }
     int webhook = u->kind == TF_TRIGGER_WEBHOOK && u->create;
     tf_rule_t rule = {.id = u->id,
-                      .tenant_id = u->tenant_id,
+                      .tenant_id = u->platform ? NULL : u->tenant_id,
                       .name = u->name,
                       .version = r->version,
                       .enabled = r->enabled,
@@ -94,6 +94,11 @@ static void checked(void *arg, int status, const char *message, const tf_rule_me
         status = TF_EINVAL;
         message = why;
     }
+    if (status == 0 && u->platform && meta->trigger->kind == TF_TRIGGER_WEBHOOK) {
+        status = TF_EINVAL;
+        message = "trigger: a platform rule cannot be a webhook (a delivery is one tenant's: "
+                  "upload the rule as that tenant)";
+    }
     if (status == 0 && tf_trigger_json(meta->trigger, u->trigger_json, sizeof(u->trigger_json))) {
         status = TF_EIO;
     }
@@ -109,7 +114,7 @@ static void checked(void *arg, int status, const char *message, const tf_rule_me
     u->next_fire_ms = u->kind == TF_TRIGGER_CRON
                           ? tf_uc_cron_next(u->uc, u->trigger.cron, u->trigger.timezone, u->now_ms)
                           : TF_TIME_NONE;
-    tf_rule_put_t put = {.tenant_id = u->tenant_id,
+    tf_rule_put_t put = {.tenant_id = u->platform ? NULL : u->tenant_id,
                          .id = u->id,
                          .name = u->name,
                          .source = u->source,
@@ -154,7 +159,8 @@ int tf_uc_rule_upload(tf_uc_t *uc, const tf_uc_rule_upload_t *up, tf_uc_rule_upl
     u->arg = arg;
     u->now_ms = tf_uc_now(uc);
     u->create = up->id == NULL;
-    snprintf(u->tenant_id, sizeof(u->tenant_id), "%s", up->tenant_id);
+    u->platform = up->tenant_id == NULL;
+    snprintf(u->tenant_id, sizeof(u->tenant_id), "%s", u->platform ? "platform" : up->tenant_id);
     if (u->create) {
         tf_uc_new_id(uc, u->id);
         snprintf(u->hook_key, sizeof(u->hook_key), "%s", up->hook_key);

@@ -21,7 +21,7 @@
 #include "engine/rules.h"
 
 typedef struct {
-    const char *tenant_id;
+    const char *tenant_id; /* NULL: a platform rule, evaluated for every tenant */
     const char *id; /* NULL: a new rule; else a new version of that rule */
     const char *source;
     size_t len;
