@@ -260,6 +260,7 @@ typedef struct {
     const char *event_json; /* ev */
     const char *ctx_json;   /* ctx: {tenant, rule, state, now, ...} */
     const char *correlation_id;
+    int capture_logs; /* a dry run: the outcome carries the tf.log lines */
 } tf_rule_eval_t;
 
 /* How an evaluation went.  Borrowed for the callback. */
@@ -270,6 +271,7 @@ typedef struct {
     const tf_new_job_t *const *jobs; /* what the action created with tf.enqueue */
     size_t njobs;
     const char *error_type, *error_message; /* !ok */
+    const char *logs_json; /* capture_logs: [{"level", "message", "fields"}, ...]; else NULL */
 } tf_rule_outcome_t;
 
 /* status 0 with the outcome; another TF_E* code when nothing ran. */

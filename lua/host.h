@@ -116,6 +116,11 @@ typedef struct {
     int64_t timeout_ms; /* <= 0 or above the host's: the host's limit */
     /* Tags of the run's log lines and what tf.enqueue needs. */
     const char *job_id, *rule_id, *correlation_id;
+    /* Each tf.log line the run writes within its log limit, at any level,
+     * with the script's own fields (a dry run shows them); NULL: none. */
+    void (*on_log)(void *log_arg, const char *level, const char *message,
+                   const tf_log_field_t *fields, size_t n);
+    void *log_arg;
     void *user; /* the caller's: check_module and library functions (tf_lua_run_call()) */
 } tf_lua_call_t;
 

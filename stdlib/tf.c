@@ -137,7 +137,7 @@ static int field_key_ok(const char *k, size_t len) {
         }
     }
     /* The host's own tags cannot be overwritten. */
-    static const char *const reserved[] = {"ts", "level", "msg", "tenant_id", "job_id",
+    static const char *const reserved[] = {"ts",      "level",  "msg",    "tenant_id", "job_id",
                                            "rule_id", "run_id", "source", NULL};
     for (size_t i = 0; reserved[i] != NULL; i++) {
         if (strcmp(k, reserved[i]) == 0) {
@@ -221,9 +221,7 @@ static int log_at(lua_State *L, tf_log_level_t level, const char *fn) {
         }
         return 0;
     }
-    if (log == NULL || !tf_log_enabled(log, level)) {
-        return 0;
-    }
+    const tf_lua_call_t *c = tf_lua_run_call(run);
     char text[TF_STDLIB_LOG_MSG_MAX + 4];
     size_t keep = mlen < TF_STDLIB_LOG_MSG_MAX ? mlen : TF_STDLIB_LOG_MSG_MAX;
     memcpy(text, msg, keep);
@@ -231,7 +229,12 @@ static int log_at(lua_State *L, tf_log_level_t level, const char *fn) {
     if (keep < mlen) {
         memcpy(text + keep, "...", 4);
     }
-    const tf_lua_call_t *c = tf_lua_run_call(run);
+    if (c->on_log != NULL) {
+        c->on_log(c->log_arg, fn, text, fields, n);
+    }
+    if (log == NULL || !tf_log_enabled(log, level)) {
+        return 0;
+    }
     fields[n++] = TF_LF_STR("source", "script");
     fields[n++] = TF_LF_STR("tenant_id", c->tenant_id);
     fields[n++] = TF_LF_STR("run_id", tf_lua_run_id(run));
@@ -390,7 +393,8 @@ static int tf_fatal(lua_State *L) {
 static int tf_snooze(lua_State *L) {
     lua_Integer ms = tf__stdlib_check_integer(L, 1, "tf.snooze", "ms");
     if (ms < 1 || ms > TF_STDLIB_SNOOZE_MAX_MS) {
-        return luaL_error(L, "tf.snooze: ms must be from 1 to %I", (lua_Integer)TF_STDLIB_SNOOZE_MAX_MS);
+        return luaL_error(L, "tf.snooze: ms must be from 1 to %I",
+                          (lua_Integer)TF_STDLIB_SNOOZE_MAX_MS);
     }
     tf_lua_push_snooze(L, (int64_t)ms);
     return 1;
@@ -398,9 +402,9 @@ static int tf_snooze(lua_State *L) {
 
 void tf_stdlib_open(lua_State *L, void *ctx) {
     (void)ctx; /* reached through the run (tf_lua_libs_ctx) */
-    static const luaL_Reg fns[] = {{"now", tf_now},     {"uuid", tf_uuid},
-                                   {"hmac_sha256", hmac_sha256}, {"fatal", tf_fatal},
-                                   {"snooze", tf_snooze}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {
+        {"now", tf_now},     {"uuid", tf_uuid},     {"hmac_sha256", hmac_sha256},
+        {"fatal", tf_fatal}, {"snooze", tf_snooze}, {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
     open_json(L);
     static const luaL_Reg log_fns[] = {{"debug", log_debug},

@@ -396,6 +396,8 @@ static void tested(void *arg, int status, const tf_rule_outcome_t *o) {
         tf_jbuf_str(&b, o->error_message);
         tf_jbuf_obj_close(&b);
     }
+    tf_jbuf_key(&b, "logs");
+    tf_jbuf_raw(&b, o->logs_json != NULL ? o->logs_json : "[]");
     tf_jbuf_obj_close(&b);
     tf_api_respond_built(req, 200, &b, rc);
 }

@@ -765,6 +765,7 @@ typedef struct {
     char key[TF_SCRIPT_NAME_MAX + 64], chunk[TF_SCRIPT_NAME_MAX + 16];
     char *source, *event, *ctx, *correlation_id;
     size_t source_len;
+    json_t *logs; /* a dry run's tf.log lines; NULL: not captured */
 } eval_t;
 
 static void eval_free(eval_t *e) {
@@ -775,7 +776,26 @@ static void eval_free(eval_t *e) {
     free(e->event);
     free(e->ctx);
     free(e->correlation_id);
+    json_decref(e->logs);
     free(e);
+}
+
+/* A dry run's tf.log line: {"level", "message", "fields"}. */
+static void eval_log(void *arg, const char *level, const char *message,
+                     const tf_log_field_t *fields, size_t n) {
+    eval_t *e = arg;
+    json_t *f = json_object();
+    for (size_t i = 0; f != NULL && i < n; i++) {
+        json_t *v = fields[i].kind == TF_LOG_FIELD_STR    ? json_string(fields[i].s)
+                    : fields[i].kind == TF_LOG_FIELD_INT  ? json_integer(fields[i].i)
+                    : fields[i].kind == TF_LOG_FIELD_BOOL ? json_boolean(fields[i].i)
+                                                          : json_real(fields[i].d);
+        json_object_set_new(f, fields[i].key, v != NULL ? v : json_null());
+    }
+    json_t *line = json_pack("{s:s,s:s,s:o*}", "level", level, "message", message, "fields", f);
+    if (line != NULL) {
+        json_array_append_new(e->logs, line);
+    }
 }
 
 /* Answers and frees `e`. */
@@ -785,7 +805,10 @@ static void eval_end(eval_t *e, const tf_rule_outcome_t *o) {
         out.jobs = e->children->jobs;
         out.njobs = e->children->n;
     }
+    char *logs = e->logs != NULL ? json_dumps(e->logs, JSON_COMPACT) : NULL;
+    out.logs_json = logs;
     e->cb(e->arg, 0, &out);
+    free(logs);
     eval_free(e);
 }
 
@@ -819,6 +842,8 @@ static int eval_start(eval_t *e, const char *function, tf_lua_done_fn done) {
                           .result_with_arg = action ? 2 : 0,
                           .rule_id = e->rule_id,
                           .correlation_id = e->correlation_id,
+                          .on_log = e->logs != NULL ? eval_log : NULL,
+                          .log_arg = e,
                           .user = e};
     return tf_lua_start(e->x->host, &call, done, e, NULL);
 }
@@ -889,8 +914,10 @@ static int evaluate_rule(void *ctx, const tf_rule_eval_t *req, tf_rule_eval_cb c
     e->event = dup_text(req->event_json);
     e->ctx = dup_text(req->ctx_json);
     e->correlation_id = dup_text(req->correlation_id);
+    e->logs = req->capture_logs ? json_array() : NULL;
     if (e->source == NULL || e->event == NULL || e->ctx == NULL ||
-        (req->correlation_id != NULL && e->correlation_id == NULL)) {
+        (req->correlation_id != NULL && e->correlation_id == NULL) ||
+        (req->capture_logs && e->logs == NULL)) {
         eval_free(e);
         return TF_ENOMEM;
     }

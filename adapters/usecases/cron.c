@@ -200,6 +200,7 @@ static void fired(void *arg, int status, const tf_uc_fired_t *runs, size_t n) {
 /* ---- platform rules: once per tenant, a page of tenants at a time ---- */
 
 enum { TENANT_PAGE = 100 };
+#define TF_NIL_ID "00000000-0000-0000-0000-000000000000" /* before every tenant id */
 
 static void fire_tenant(item_t *it);
 
@@ -268,7 +269,8 @@ static void fire_tenant(item_t *it) {
     int rc = it->itenant < it->ntenants
                  ? uc->rules->state(uc->rules->ctx, it->tenants[it->itenant], it->id,
                                     tenant_state_read, it)
-                 : uc->tenants->tenant_list(uc->tenants->ctx, it->after[0] ? it->after : NULL,
+                 : uc->tenants->tenant_list(uc->tenants->ctx,
+                                            it->after[0] != '\0' ? it->after : TF_NIL_ID,
                                             TENANT_PAGE, tenants_read, it);
     if (rc != 0) {
         item_done(it, rc);

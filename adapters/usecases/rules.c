@@ -247,7 +247,8 @@ static void rule_read(void *arg, int status, const tf_rule_t *rule) {
                           .has_condition = rule->has_condition,
                           .event_json = t->event != NULL ? t->event : sample,
                           .ctx_json = ctx,
-                          .correlation_id = correlation};
+                          .correlation_id = correlation,
+                          .capture_logs = 1};
     const tf_rule_evaluator_t *ev = t->uc->evaluator;
     int rc = ev->evaluate(ev->ctx, &req, evaluated, t);
     free(ctx); /* copied */

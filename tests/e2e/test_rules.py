@@ -190,10 +190,14 @@ def jobs_of_rule(rule_id):
 
 def test_a_dry_run_shows_the_condition_the_jobs_and_the_state_and_writes_nothing():
     src = ('return {\n  name = "big-payments",\n  trigger = tf.event("payment.received"),\n'
-           '  condition = function(ev, ctx) return ev.amount > 100 end,\n'
+           '  condition = function(ev, ctx)\n'
+           '    tf.log.debug("checking", {amount = ev.amount})\n'
+           '    return ev.amount > 100\n'
+           '  end,\n'
            '  action = function(ev, ctx)\n'
            '    tf.enqueue{type = "Fulfil", queue = "orders", payload = {amount = ev.amount},\n'
            '               priority = 3}\n'
+           '    tf.log.info("queued\\nfulfilment", {big = true, ratio = 1.5})\n'
            '    ctx.state.last = ev.amount\n'
            '    ctx.state.rule = ctx.rule.name\n'
            '  end,\n}\n')
@@ -206,8 +210,15 @@ def test_a_dry_run_shows_the_condition_the_jobs_and_the_state_and_writes_nothing
     assert job["type"] == "Fulfil" and job["queue"] == "orders" and job["priority"] == 3, job
     assert job["payload"] == {"amount": 150} and job["rule_id"] == r["id"], job
     assert harness.is_uuid(job["id"]) and harness.is_uuid(job["correlation_id"]), job
+    # Its log lines, both functions', in order, with their own fields.
+    assert got["logs"] == [
+        {"level": "debug", "message": "checking", "fields": {"amount": 150}},
+        {"level": "info", "message": "queued\nfulfilment", "fields": {"big": True, "ratio": 1.5}},
+    ], got["logs"]
     got = expect(dry_run(r["id"], {"event": {"amount": 50}}), 200)
-    assert got == {"condition": False, "jobs": [], "state": None, "error": None}, got
+    assert got == {"condition": False, "jobs": [], "state": None, "error": None,
+                   "logs": [{"level": "debug", "message": "checking",
+                             "fields": {"amount": 50}}]}, got
     # Nothing was written: no job, no version, no state.
     assert jobs_of_rule(r["id"]) == "0" and stored() == before
     expect(get(f"/v1/jobs/{job['id']}"), 404, "not_found")

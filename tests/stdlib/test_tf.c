@@ -351,6 +351,53 @@ static void test_tf__log_limit_drops_lines_with_one_warning(void **state) {
     free_lines(lines, n);
 }
 
+/* What a run's on_log saw (a dry run shows it). */
+typedef struct {
+    char lines[8][160];
+    size_t n;
+} seen_t;
+
+static void seen_line(void *arg, const char *level, const char *message,
+                      const tf_log_field_t *fields, size_t n) {
+    seen_t *s = arg;
+    assert_true(s->n < 8);
+    int len = snprintf(s->lines[s->n], sizeof(s->lines[0]), "%s %s", level, message);
+    for (size_t i = 0; i < n; i++) {
+        const tf_log_field_t *f = &fields[i];
+        char *out = s->lines[s->n] + len;
+        size_t room = sizeof(s->lines[0]) - (size_t)len;
+        len += f->kind == TF_LOG_FIELD_STR      ? snprintf(out, room, " %s=%s", f->key, f->s)
+               : f->kind == TF_LOG_FIELD_DOUBLE ? snprintf(out, room, " %s=%g", f->key, f->d)
+                                                : snprintf(out, room, " %s=%lld", f->key, f->i);
+    }
+    s->n++;
+}
+
+static void test_tf__log_lines_reach_the_calls_on_log(void **state) {
+    (void)state;
+    tf_lua_limits_t lim = {.instructions = 5000000, .timeout_ms = 2000, .log_bytes = 100};
+    reopen_logged(&lim);
+    const char *src = "tf.log.debug('checking', {n = 3}) tf.log.warn('odd', {why = 'x'})"
+                      " tf.log.info(('z'):rep(99)) tf.log.error('gone') return 1";
+    seen_t seen = {0};
+    tf_lua_call_t call = {.tenant_id = "t1",
+                          .source = src,
+                          .source_len = strlen(src),
+                          .chunkname = "=test",
+                          .on_log = seen_line,
+                          .log_arg = &seen};
+    h_result_t r = {0};
+    assert_int_equal(tf_lua_start(env->host, &call, h_done, &r, NULL), 0);
+    h_wait(env, &r);
+    h_assert_ok(r, "1");
+    /* Every level, the script's own fields only (no tags), and no line the
+     * run's log limit drops (the third would cross it; the fourth fits). */
+    assert_int_equal(seen.n, 3);
+    assert_string_equal(seen.lines[0], "debug checking n=3");
+    assert_string_equal(seen.lines[1], "warn odd why=x");
+    assert_string_equal(seen.lines[2], "error gone");
+}
+
 /* ---- tf.now, tf.uuid ---- */
 
 static void test_tf__now_reads_the_hosts_clock(void **state) {
@@ -1009,6 +1056,7 @@ int main(void) {
         L(log_levels_and_escaping),
         L(log_bad_fields),
         L(log_limit_drops_lines_with_one_warning),
+        L(log_lines_reach_the_calls_on_log),
         T(now_reads_the_hosts_clock),
         T(uuid_v4_and_unique),
         T(base64_rfc4648_vectors),
