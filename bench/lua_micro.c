@@ -7,6 +7,10 @@
  *   job_runs  runs of an executor-like function that gets a job and a ctx
  *             as JSON and returns a small table: CPU microseconds per run
  *             (host, sandbox, conversion both ways);
+ *   conditions  a rule's condition(ev, ctx) as the rule evaluator calls it
+ *             (adapters/luaexec): a webhook's ev and a rule's ctx as JSON,
+ *             the module cached per rule version, the sandbox's hooks
+ *             armed; per second on one core;
  *   idle_vm   bytes of an idle tenant VM with the tf library loaded, after
  *             one run; stock Lua 5.4 with its five safe libraries for
  *             comparison;
@@ -129,6 +133,25 @@ static const char JOB[] = "{\"id\":\"01a24246-be9b-7000-8fe5-47fe8b1a90ad\",\"te
                           "\"correlation_id\":\"01a24246-be9b-7000-acb2-89dfc5d1fd08\"}";
 static const char CTX[] = "{\"executor\":{\"name\":\"noop\",\"version\":1}}";
 
+/* A rule as users write them, its ev as a payment provider's webhook
+ * delivers it, and the ctx the evaluator builds. */
+static const char RULE[] =
+    "return {name = 'big-payments', trigger = tf.webhook(),\n"
+    "  condition = function(ev, ctx)\n"
+    "    return ev.body.type == 'payment.received' and ev.body.amount_cents >= 10000\n"
+    "       and ctx.tenant.plan == 'pro'\n"
+    "  end,\n"
+    "  action = function(ev, ctx) tf.enqueue{type = 'Fulfil', payload = ev.body} end}\n";
+static const char HOOK_EV[] =
+    "{\"body\":{\"type\":\"payment.received\",\"order\":\"o-17\",\"amount_cents\":12000,"
+    "\"currency\":\"EUR\"},\"headers\":{\"content-type\":\"application/json\","
+    "\"user-agent\":\"provider/1.0\"},\"scheme\":\"taskflow\",\"id\":\"dlv-1\"}";
+static const char RULE_CTX[] =
+    "{\"rule\":{\"id\":\"01a24246-be9b-7000-8fe5-47fe8b1a90af\",\"name\":\"big-payments\","
+    "\"version\":1},\"now\":1764921600000,\"tenant\":{\"id\":"
+    "\"01a24246-bcb9-7000-8f04-c7b9c46f19aa\",\"name\":\"acme\",\"plan\":\"pro\","
+    "\"attributes\":{\"usage\":1234}},\"state\":{}}";
+
 static void bench_runs(double secs) {
     tf_lua_call_t call = {.tenant_id = "t1",
                           .module_key = "bench:trivial@1",
@@ -154,8 +177,23 @@ static void bench_runs(double secs) {
     measure(&call, 20000, 64, &wall, &cpu);
     n = (long)(20000 / wall * secs);
     measure(&call, n, 64, &wall, &cpu);
-    printf("job_runs: n=%ld seconds=%.2f runs_per_s=%.0f cpu_us_per_run=%.2f failed=%ld\n", n,
-           wall, n / wall, cpu * 1e6 / n, failed_count);
+    printf("job_runs: n=%ld seconds=%.2f runs_per_s=%.0f cpu_us_per_run=%.2f failed=%ld\n", n, wall,
+           n / wall, cpu * 1e6 / n, failed_count);
+    const char *rule_args[2] = {HOOK_EV, RULE_CTX};
+    call = (tf_lua_call_t){.tenant_id = "t1",
+                           .module_key = "rule:01a24246-be9b-7000-8fe5-47fe8b1a90af@1",
+                           .source = RULE,
+                           .source_len = sizeof(RULE) - 1,
+                           .chunkname = "=rule big-payments",
+                           .function = "condition",
+                           .args_json = rule_args,
+                           .nargs = 2,
+                           .rule_id = "01a24246-be9b-7000-8fe5-47fe8b1a90af"};
+    measure(&call, 20000, 64, &wall, &cpu);
+    n = (long)(20000 / wall * secs);
+    measure(&call, n, 64, &wall, &cpu);
+    printf("conditions: n=%ld seconds=%.2f per_s=%.0f per_cpu_s=%.0f cpu_us=%.2f failed=%ld\n", n,
+           wall, n / wall, n / cpu, cpu * 1e6 / n, failed_count);
 }
 
 /* ---- memory ---- */
@@ -268,7 +306,9 @@ static void bench_fairness(double secs, int slice_ms) {
     for (int i = 0; i < 10; i++) {
         char tenant[16];
         snprintf(tenant, sizeof(tenant), "spin%d", i);
-        tf_lua_call_t spin = {.tenant_id = tenant, .source = SPIN, .source_len = sizeof(SPIN) - 1,
+        tf_lua_call_t spin = {.tenant_id = tenant,
+                              .source = SPIN,
+                              .source_len = sizeof(SPIN) - 1,
                               .chunkname = "=spin"};
         if (tf_lua_start(host, &spin, spin_done, &live, NULL) == 0) {
             live++;
