@@ -33,16 +33,18 @@ typedef struct {
     int enabled;
     int has_condition; /* the version has a condition function */
     tf_trigger_kind_t kind;
-    const char *trigger_json;    /* {"kind": ..., ...}: docs/api.md, "Rule" */
-    const char *cron, *timezone; /* cron triggers: the expression and zone; NULL otherwise */
-    const char *catch_up;        /* cron triggers: "latest" or "none"; NULL otherwise */
-    int64_t next_fire_ms;        /* cron triggers: the first fire time not dealt with yet;
-                                    TF_TIME_NONE: none (deleted, or never fires) */
-    const char *hook_key;        /* webhook rules; NULL otherwise */
-    const char *hook_secret;     /* webhook rules, read by hook key only */
-    const char *state_json;      /* ctx.state as stored (event_rules; NULL: none yet) */
-    int64_t state_version;       /* of state_json; 0: none yet */
-    const char *source;          /* NULL in listings */
+    const char *trigger_json;         /* {"kind": ..., ...}: docs/api.md, "Rule" */
+    const char *cron, *timezone;      /* cron triggers: the expression and zone; NULL otherwise */
+    const char *catch_up;             /* cron triggers: "latest" or "none"; NULL otherwise */
+    int64_t next_fire_ms;             /* cron triggers: the first fire time not dealt with yet;
+                                         TF_TIME_NONE: none (deleted, or never fires) */
+    const char *hook_key;             /* webhook rules; NULL otherwise */
+    const char *hook_secret;          /* webhook rules, read by hook key only */
+    const char *hook_secret_previous; /* by hook key: the secret before the last rotation */
+    int64_t hook_previous_until_ms;   /* ...valid until then; TF_TIME_NONE: none */
+    const char *state_json;           /* ctx.state as stored (event_rules; NULL: none yet) */
+    int64_t state_version;            /* of state_json; 0: none yet */
+    const char *source;               /* NULL in listings */
     size_t source_len;
     const char *sha256;
     const char *created_by;
@@ -233,6 +235,12 @@ typedef struct {
      * `after_id` (NULL: from the first), at most `limit`, with the last
      * run's outcome and time. */
     int (*admin_list)(void *ctx, const char *after_id, int limit, tf_rule_list_cb cb, void *arg);
+    /* Gives the tenant's webhook rule a new signing secret; the old one
+     * stays valid until `previous_until_ms`.  TF_ENOTFOUND: no such live
+     * rule; TF_ESTATE: it is not a webhook rule. */
+    int (*rotate_secret)(void *ctx, const char *tenant_id, const char *id, const char *secret,
+                         int64_t previous_until_ms, int64_t now_ms, tf_rule_status_cb cb,
+                         void *arg);
 } tf_rule_store_t;
 
 /* What checking an uploaded rule found in its returned table. */

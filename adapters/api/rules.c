@@ -857,9 +857,14 @@ static void hook_read(void *arg, int status, const tf_rule_t *rule) {
     const char *body = tf_http_req_body(req, &len);
     body = body != NULL ? body : "";
     const char *id = NULL;
-    const char *why =
-        scheme != NULL ? verify(req, scheme, rule->hook_secret, body, len, tf_uc_now(lp->uc), &id)
-                       : "the rule has no signature scheme";
+    int64_t now = tf_uc_now(lp->uc);
+    const char *why = scheme != NULL ? verify(req, scheme, rule->hook_secret, body, len, now, &id)
+                                     : "the rule has no signature scheme";
+    if (why != NULL && scheme != NULL && rule->hook_secret_previous != NULL &&
+        now < rule->hook_previous_until_ms &&
+        verify(req, scheme, rule->hook_secret_previous, body, len, now, &id) == NULL) {
+        why = NULL; /* signed with the secret before the rotation, still in its grace period */
+    }
     json_t *parsed = why == NULL ? json_loadb(body, len, 0, NULL) : NULL;
     if (why != NULL) {
         tf_http_respond_error(req, 401, "unauthorized", why, NULL);
@@ -924,6 +929,90 @@ static void post_hook(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_
     int rc = s->hook_rule(s->ctx, key, hook_read, h);
     if (rc != 0) {
         free(h);
+        tf_api_respond_status(req, rc);
+    }
+}
+
+/* ---- rotating a webhook rule's secret ---- */
+
+#define GRACE_DEFAULT_S 86400   /* the old secret stays valid a day by default */
+#define GRACE_MAX_S (7 * 86400) /* and at most a week */
+
+typedef struct {
+    tf_http_req_t *req;
+    char secret[TF_RULE_HOOK_SECRET_LEN + 1];
+    int64_t until_ms;
+} rotate_t;
+
+static void secret_rotated(void *arg, int status) {
+    rotate_t *r = arg;
+    if (status == TF_ENOTFOUND) {
+        tf_http_respond_error(r->req, 404, "not_found", NO_RULE, NULL);
+    } else if (status == TF_ESTATE) {
+        tf_http_respond_error(r->req, 409, "conflict", "only a webhook rule has a secret", NULL);
+    } else if (status != 0) {
+        tf_api_respond_status(r->req, status);
+    } else {
+        tf_jbuf_t b;
+        tf_jbuf_init(&b);
+        tf_jbuf_obj_open(&b);
+        tf_jbuf_key(&b, "hook_secret");
+        tf_jbuf_str(&b, r->secret);
+        tf_jbuf_key(&b, "previous_secret_valid_until");
+        int rc = tf_api_time(&b, r->until_ms);
+        tf_jbuf_obj_close(&b);
+        tf_api_respond_built(r->req, 200, &b, rc);
+    }
+    free(r);
+}
+
+/* POST /v1/rules/{id}/rotate-secret {"grace_seconds"?}: a new secret,
+ * shown once; the old one keeps working for the grace period. */
+static void rotate_secret(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_t *who) {
+    char id[TF_ID_LEN];
+    if (tf_api_path_id(req, "id", NO_RULE, id) != 0) {
+        return;
+    }
+    int answered = 0;
+    json_t *body = tf_api_body(req, 0, &answered);
+    if (answered) {
+        return;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(body, key, value) {
+        if (strcmp(key, "grace_seconds") != 0) {
+            tf_api_invalid(req, key, "unknown field (known: grace_seconds)");
+            json_decref(body);
+            return;
+        }
+    }
+    json_t *grace = json_object_get(body, "grace_seconds");
+    json_int_t seconds =
+        grace != NULL && json_is_integer(grace) ? json_integer_value(grace) : GRACE_DEFAULT_S;
+    int bad = grace != NULL && (!json_is_integer(grace) || seconds < 0 || seconds > GRACE_MAX_S);
+    json_decref(body);
+    if (bad) {
+        tf_api_invalid(req, "grace_seconds",
+                       "grace_seconds must be an integer from 0 to 604800 (a week)");
+        return;
+    }
+    const tf_rule_store_t *s = lp->uc->rules;
+    rotate_t *r = s != NULL ? calloc(1, sizeof(*r)) : NULL;
+    uint8_t random[TF_RULE_HOOK_SECRET_LEN / 2];
+    if (r == NULL || RAND_bytes(random, sizeof(random)) != 1) {
+        free(r);
+        tf_api_respond_status(req, s == NULL ? TF_EUNAVAIL : TF_ENOMEM);
+        return;
+    }
+    r->req = req;
+    tf_hex_encode(random, sizeof(random), r->secret);
+    int64_t now = tf_uc_now(lp->uc);
+    r->until_ms = now + (int64_t)seconds * 1000;
+    int rc = s->rotate_secret(s->ctx, who->tenant_id, id, r->secret, r->until_ms, now,
+                              secret_rotated, r);
+    if (rc != 0) {
+        free(r);
         tf_api_respond_status(req, rc);
     }
 }
@@ -1004,6 +1093,7 @@ const tf_api_route_t tf_api_rule_routes[] = {
     {"POST", "/v1/rules/{id}/disable", TF_ROUTE_TENANT, disable_rule},
     {"POST", "/v1/rules/{id}/test", TF_ROUTE_TENANT, test_rule},
     {"GET", "/v1/rules/{id}/runs", TF_ROUTE_TENANT, list_runs},
+    {"POST", "/v1/rules/{id}/rotate-secret", TF_ROUTE_TENANT, rotate_secret},
     {"POST", "/v1/events", TF_ROUTE_TENANT, post_event},
     {"POST", "/v1/hooks/{key}", TF_ROUTE_PUBLIC, post_hook},
     /* the operator's: platform rules, evaluated for every tenant */

@@ -225,13 +225,26 @@
     " WHERE r.deleted_at IS NULL AND ($1::uuid IS NULL OR r.id > $1::uuid)"                        \
     " ORDER BY r.id LIMIT $2::integer"
 
+/* $1 tenant, $2 rule, $3 new secret, $4 until when the old one stays
+ * valid, $5 now: NULL, or why not ('missing', 'kind'). */
+#define SQL_ROTATE_SECRET                                                                          \
+    "WITH cur AS (SELECT id, trigger_kind FROM rules WHERE tenant_id = $1::uuid AND id = $2::uuid" \
+    "  AND deleted_at IS NULL FOR UPDATE),"                                                        \
+    " u AS (UPDATE rules r SET hook_secret_previous = r.hook_secret,"                              \
+    "  hook_secret_previous_until = $4::timestamptz, hook_secret = $3,"                            \
+    "  updated_at = $5::timestamptz FROM cur WHERE r.id = cur.id"                                  \
+    "  AND cur.trigger_kind = 'webhook' RETURNING r.id)"                                           \
+    " SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM cur) THEN 'missing'"                              \
+    "  WHEN NOT EXISTS (SELECT 1 FROM u) THEN 'kind' END"
+
 /* $1 tenant, $2 rule: its state and version. */
 #define SQL_STATE                                                                                  \
     "SELECT state::text, version FROM rule_states WHERE tenant_id = $1::uuid AND rule_id = $2::uuid"
 
 /* $1 hook key: the enabled live webhook rule, its source and secret. */
 #define SQL_HOOK_RULE                                                                              \
-    "SELECT " RULE_COLUMNS ", v.source AS source, r.hook_secret FROM rules r"                      \
+    "SELECT " RULE_COLUMNS ", v.source AS source, r.hook_secret, r.hook_secret_previous,"          \
+    " r.hook_secret_previous_until FROM rules r"                                                   \
     " JOIN rule_versions v ON v.rule_id = r.id AND v.version = r.version"                          \
     " WHERE r.hook_key = $1 AND r.deleted_at IS NULL AND r.enabled"                                \
     " AND r.trigger_kind = 'webhook'"
@@ -266,6 +279,7 @@ const tf_pg_prepared_t tf__pg_rules_prepared[] = {
     {"rule_job_events_done", SQL_JOB_EVENTS_DONE},
     {"rule_job_rules", SQL_JOB_RULES},
     {"rule_admin_list", SQL_ADMIN_LIST},
+    {"rule_rotate_secret", SQL_ROTATE_SECRET},
 };
 const size_t tf__pg_rules_prepared_count =
     sizeof(tf__pg_rules_prepared) / sizeof(tf__pg_rules_prepared[0]);
@@ -383,6 +397,15 @@ static int decode_rule(const PGresult *res, int row, void *item) {
     }
     if (secret >= 0) {
         r->hook_secret = PQgetvalue(res, row, secret);
+    }
+    int previous = PQfnumber(res, "hook_secret_previous");
+    int until = PQfnumber(res, "hook_secret_previous_until");
+    r->hook_previous_until_ms = TF_TIME_NONE;
+    if (previous >= 0 && until >= 0 && !PQgetisnull(res, row, previous)) {
+        r->hook_secret_previous = PQgetvalue(res, row, previous);
+        if (tf__pg_time(res, row, until, &r->hook_previous_until_ms) != 0) {
+            return TF_EIO;
+        }
     }
     r->last_run_ms = TF_TIME_NONE;
     if (outcome >= 0) {
@@ -636,6 +659,27 @@ static int runs(void *ctx, const char *tenant_id, const char *rule_id, const cha
     return tf__pg_run_pending(ctx, "rule_runs", values, 5, runs_done, (void (*)(void))cb, arg);
 }
 
+static void rotated(const tf_pg_reply_t *reply, void *arg) {
+    tf__pg_pending_t *p = arg;
+    int rc = reply->status;
+    const char *why = rc == 0 ? tf__pg_text(reply->results[0], 0, 0) : NULL;
+    if (why != NULL) {
+        rc = strcmp(why, "missing") == 0 ? TF_ENOTFOUND : TF_ESTATE;
+    }
+    ((tf_rule_status_cb)p->cb)(p->arg, rc);
+    free(p);
+}
+
+static int rotate_secret(void *ctx, const char *tenant_id, const char *id, const char *secret,
+                         int64_t previous_until_ms, int64_t now_ms, tf_rule_status_cb cb,
+                         void *arg) {
+    tf__pg_time_t until, now;
+    const char *values[5] = {tenant_id, id, secret, tf__pg_time_param(previous_until_ms, &until),
+                             tf__pg_time_param(now_ms, &now)};
+    return tf__pg_run_pending(ctx, "rule_rotate_secret", values, 5, rotated, (void (*)(void))cb,
+                              arg);
+}
+
 static int admin_list(void *ctx, const char *after_id, int limit, tf_rule_list_cb cb, void *arg) {
     tf__pg_int_t lim;
     const char *values[2] = {after_id, tf__pg_int_param(limit, &lim)};
@@ -818,4 +862,5 @@ void tf__pg_rules_bind(tf_rule_store_t *port) {
     port->job_events_done = job_events_moved;
     port->job_rules = job_rules;
     port->admin_list = admin_list;
+    port->rotate_secret = rotate_secret;
 }

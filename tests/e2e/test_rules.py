@@ -453,6 +453,48 @@ def test_signed_webhooks_fire_once_and_bad_signatures_fire_nothing():
     assert jobs_of_rule(r["id"]) == "1"
 
 
+def test_rotating_a_secret_keeps_the_old_one_for_its_grace_period():
+    r = webhook_rule("rotating", "taskflow")
+    url, old = r["hook_url"], r["hook_secret"]
+    body = json.dumps({"order": 8}).encode()
+
+    def fire(secret, event_id):
+        return hook(url, body, {"TaskFlow-Signature": taskflow_sig(secret, body),
+                                "TaskFlow-Event-Id": event_id})
+    rotate = f"/v1/rules/{r['id']}/rotate-secret"
+    # Bad requests change nothing: the old secret alone still works.
+    for bad, field in (({"grace_seconds": -1}, "grace_seconds"),
+                       ({"grace_seconds": 604801}, "grace_seconds"),
+                       ({"grace_seconds": "60"}, "grace_seconds"),
+                       ({"grace": 60}, "grace")):
+        expect(tf.request("POST", rotate, bad, headers=auth(KEY)), 422, "validation_failed", field)
+    expect(fire(old, "rot-0"), 202)
+    expect(tf.request("POST", rotate, {}, headers=auth(OTHER_KEY)), 404, "not_found")
+    expect(tf.request("POST", f"/v1/rules/{uuid.uuid4()}/rotate-secret", {}, headers=auth(KEY)),
+           404, "not_found")
+    event = expect(post(rule("not-a-hook", 'tf.event("x.y")')), 201)
+    expect(tf.request("POST", f"/v1/rules/{event['id']}/rotate-secret", {}, headers=auth(KEY)),
+           409, "conflict")
+    got = expect(tf.request("POST", rotate, {"grace_seconds": 2}, headers=auth(KEY)), 200)
+    new = got["hook_secret"]
+    assert len(new) == 64 and new != old and set(got) == {"hook_secret",
+                                                          "previous_secret_valid_until"}, got
+    assert "hook_secret" not in expect(get(f"/v1/rules/{r['id']}"), 200)
+    # Both secrets work during the grace period...
+    expect(fire(old, "rot-1"), 202)
+    expect(fire(new, "rot-2"), 202)
+    time.sleep(2.2)
+    # ...then only the new one.
+    expect(fire(old, "rot-3"), 401, "unauthorized")
+    expect(fire(new, "rot-4"), 202)
+    # A rotation without a grace period retires the old secret at once.
+    newer = expect(tf.request("POST", rotate, {"grace_seconds": 0}, headers=auth(KEY)),
+                   200)["hook_secret"]
+    expect(fire(new, "rot-5"), 401, "unauthorized")
+    expect(fire(newer, "rot-6"), 202)
+    expect(call("DELETE", f"/v1/rules/{event['id']}"), 204)
+
+
 def test_github_stripe_and_standard_webhooks_schemes():
     body = json.dumps({"order": 9, "id": "evt_stripe_1"}).encode()
     gh = webhook_rule("gh", "github")
@@ -538,6 +580,7 @@ if __name__ == "__main__":
                    test_an_event_fires_its_rules_once_and_records_runs_jobs_and_state,
                    test_bad_events_and_run_queries,
                    test_signed_webhooks_fire_once_and_bad_signatures_fire_nothing,
+                   test_rotating_a_secret_keeps_the_old_one_for_its_grace_period,
                    test_github_stripe_and_standard_webhooks_schemes,
                    test_overlapping_firings_lose_no_state])
     finally:

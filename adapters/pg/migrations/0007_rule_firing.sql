@@ -12,6 +12,9 @@
 -- Platform rules (tenant_id NULL) run once per tenant: a run is unique per
 -- rule, tenant and dedup_key.
 --
+-- A webhook rule's secret can be rotated: the previous secret stays valid
+-- until hook_secret_previous_until, so that senders can switch over.
+--
 -- Job events: domain_events rows now carry the id of the transaction that
 -- wrote them.  The rules' consumer reads only rows of transactions older
 -- than every transaction still running (pg_snapshot_xmin of its snapshot),
@@ -25,6 +28,8 @@ ALTER TABLE rules ADD COLUMN next_fire_at timestamptz,
                   ADD COLUMN fire_lease_by text,
                   ADD COLUMN fire_lease_until timestamptz;
 CREATE INDEX rules_due ON rules (next_fire_at) WHERE next_fire_at IS NOT NULL;
+ALTER TABLE rules ADD COLUMN hook_secret_previous text,
+                  ADD COLUMN hook_secret_previous_until timestamptz;
 
 DROP INDEX rule_runs_once;
 CREATE UNIQUE INDEX rule_runs_once ON rule_runs (rule_id, tenant_id, dedup_key)
