@@ -44,6 +44,7 @@ set_clock() {
   local iso
   iso=$(python3 -c 'import sys,datetime; print(datetime.datetime.fromtimestamp(int(sys.argv[1])/1000, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"))' "$1")
   curl -fsS -X POST "localhost:$port/v1/admin/clock" -H "Authorization: Bearer $bench_admin" \
+    -H 'Content-Type: application/json' \
     -d "{\"now\": \"$iso\"}" >/dev/null
 }
 results=()

@@ -49,6 +49,7 @@ typedef struct {
     const char *sha256;
     const char *created_by;
     int64_t created_at_ms, updated_at_ms;
+    const char *tenant_json;  /* cron_due: ctx.tenant of a tenant's rule; NULL otherwise */
     const char *last_outcome; /* admin_list: the last run's ("fired", ...); NULL: none */
     int64_t last_run_ms;      /* admin_list: its time; TF_TIME_NONE: none */
 } tf_rule_t;
@@ -140,7 +141,6 @@ typedef void (*tf_rule_recorded_cb)(void *arg, int status, const tf_rule_recorde
 typedef struct {
     const char *rule_id;
     const char *tenant_id; /* NULL: a platform rule (skipped for every tenant) */
-    const char *node;      /* the lease holder */
     int version;
     int64_t due_ms;  /* the fire time the rule was taken at */
     int64_t next_ms; /* TF_TIME_NONE: never again */
@@ -149,8 +149,9 @@ typedef struct {
     const int64_t *skipped_ms;
 } tf_rule_cron_done_t;
 
-/* released 0: another node holds the rule now (nothing written). */
-typedef void (*tf_rule_cron_done_cb)(void *arg, int status, int released);
+/* released: the rules released (the others another node holds now: nothing
+ * written for them). */
+typedef void (*tf_rule_cron_done_cb)(void *arg, int status, size_t released);
 
 /* A job event (the outbox of engine/events.h) that some rule waits for. */
 typedef struct {
@@ -214,10 +215,11 @@ typedef struct {
      * a platform rule) and state. */
     int (*cron_due)(void *ctx, const char *node, int64_t now_ms, int64_t lease_ms, int limit,
                     tf_rule_list_cb cb, void *arg);
-    /* Records the skipped fire times, moves the rule to its next fire time
-     * and releases it, all only if `node` still holds it at `due_ms`. */
-    int (*cron_done)(void *ctx, const tf_rule_cron_done_t *done, tf_rule_cron_done_cb cb,
-                     void *arg);
+    /* For each of `n` rules: records its skipped fire times, moves it to
+     * its next fire time and releases it, only if `node` still holds it at
+     * its `due_ms`; one transaction for all. */
+    int (*cron_done)(void *ctx, const char *node, const tf_rule_cron_done_t *done, size_t n,
+                     tf_rule_cron_done_cb cb, void *arg);
     /* Takes the job events' cursor for `node` (a lease of `lease_ms`) and
      * reads at most `limit` events after it that an enabled rule waits for,
      * in the order their transactions committed before every running one. */

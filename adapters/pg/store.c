@@ -174,7 +174,7 @@ char *tf__pg_uuid_array(const char *const *ids, size_t n) {
 char *tf__pg_text_array(const char *const *items, size_t n) {
     size_t need = 3;
     for (size_t i = 0; i < n; i++) {
-        need += 2 * strlen(items[i]) + 3;
+        need += items[i] != NULL ? 2 * strlen(items[i]) + 3 : 5;
     }
     char *text = malloc(need);
     if (text == NULL) {
@@ -185,6 +185,11 @@ char *tf__pg_text_array(const char *const *items, size_t n) {
     for (size_t i = 0; i < n; i++) {
         if (i > 0) {
             text[len++] = ',';
+        }
+        if (items[i] == NULL) {
+            memcpy(text + len, "NULL", 4);
+            len += 4;
+            continue;
         }
         text[len++] = '"';
         for (const char *c = items[i]; *c != '\0'; c++) {

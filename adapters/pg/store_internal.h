@@ -72,8 +72,8 @@ const char *tf__pg_states_param(tf_job_state_set_t set, tf__pg_states_t *buf);
  * memory or when an id is not 36 characters. */
 char *tf__pg_uuid_array(const char *const *ids, size_t n);
 
-/* `n` strings as a text[] literal (quoted, escaped).  Caller frees; NULL
- * when out of memory. */
+/* `n` strings as an array literal (quoted, escaped; NULL items are NULL
+ * elements).  Caller frees; NULL when out of memory. */
 char *tf__pg_text_array(const char *const *items, size_t n);
 
 /* One job as a row of the submit statements' $1 (store_jobs.c);

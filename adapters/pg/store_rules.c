@@ -144,26 +144,30 @@
     "  ORDER BY next_fire_at LIMIT $4::integer FOR UPDATE SKIP LOCKED),"                           \
     " r AS (UPDATE rules r SET fire_lease_by = $2, fire_lease_until = $1::timestamptz"             \
     "  + $3::integer * interval '1 millisecond' FROM due WHERE r.id = due.id RETURNING r.*)"       \
-    " SELECT " RULE_COLUMNS ", v.source AS source FROM r JOIN rule_versions v"                     \
-    " ON v.rule_id = r.id AND v.version = r.version"
+    " SELECT " RULE_COLUMNS ", v.source AS source, CASE WHEN t.id IS NOT NULL THEN"                \
+    "  json_build_object('id', t.id, 'name', t.name, 'plan', t.plan, 'attributes',"                \
+    "  t.attributes)::text END AS tenant_json FROM r JOIN rule_versions v"                         \
+    " ON v.rule_id = r.id AND v.version = r.version LEFT JOIN tenants t ON t.id = r.tenant_id"
 
-/* $1 rule, $2 node, $3 the fire time it was due at, $4 its next fire time
- * (NULL: never), $5 tenant (NULL: every tenant, a platform rule), $6
- * version, $7 run ids, $8 fire times, $9 dedup keys, $10 reasons, $11
- * messages, each skipped time's: the skipped runs are recorded and the rule
- * released, if $2 still holds it at $3: rules released, runs recorded. */
+/* $1 node; per rule: $2 id, $3 tenant (NULL: a platform rule), $4
+ * version, $5 the fire time it was due at, $6 its next fire time (NULL:
+ * never); per skipped fire time: $7 its rule, $8 run id, $9 time, $10 dedup
+ * key, $11 reason, $12 message.  The rules $1 still holds at their due
+ * time are released with their skipped runs recorded (a platform rule's
+ * for every tenant): rules released, runs recorded. */
 #define SQL_CRON_DONE                                                                              \
-    "WITH u AS (UPDATE rules SET next_fire_at = $4::timestamptz, fire_lease_by = NULL,"            \
-    "  fire_lease_until = NULL WHERE id = $1::uuid AND fire_lease_by = $2"                         \
-    "  AND next_fire_at = $3::timestamptz RETURNING id),"                                          \
-    " t AS (SELECT id FROM tenants WHERE $5::uuid IS NULL"                                         \
-    "  UNION ALL SELECT $5::uuid WHERE $5::uuid IS NOT NULL),"                                     \
+    "WITH a AS (SELECT * FROM unnest($2::uuid[], $3::uuid[], $4::integer[], $5::timestamptz[],"    \
+    "  $6::timestamptz[]) AS a(rule_id, tenant_id, version, due, next)),"                          \
+    " u AS (UPDATE rules r SET next_fire_at = a.next, fire_lease_by = NULL,"                       \
+    "  fire_lease_until = NULL FROM a WHERE r.id = a.rule_id AND r.fire_lease_by = $1"             \
+    "  AND r.next_fire_at = a.due RETURNING r.id, a.tenant_id, a.version),"                        \
+    " x AS (SELECT * FROM unnest($7::uuid[], $8::uuid[], $9::timestamptz[], $10::text[],"          \
+    "  $11::text[], $12::text[]) AS x(rule_id, id, at, key, reason, message)),"                    \
     " s AS (INSERT INTO rule_runs (tenant_id, id, rule_id, version, trigger, dedup_key, at,"       \
     "  outcome, error_type, error_message, duration_ms)"                                           \
-    "  SELECT t.id, CASE WHEN $5::uuid IS NULL THEN gen_random_uuid() ELSE x.id END, $1::uuid,"    \
-    "  $6::integer, 'cron', x.key, x.at, 'skipped', x.reason, x.message, 0"                        \
-    "  FROM u, t, unnest($7::uuid[], $8::timestamptz[], $9::text[], $10::text[], $11::text[])"     \
-    "  AS x(id, at, key, reason, message)"                                                         \
+    "  SELECT coalesce(u.tenant_id, t.id), CASE WHEN u.tenant_id IS NULL THEN gen_random_uuid()"   \
+    "  ELSE x.id END, u.id, u.version, 'cron', x.key, x.at, 'skipped', x.reason, x.message, 0"     \
+    "  FROM x JOIN u ON u.id = x.rule_id LEFT JOIN tenants t ON u.tenant_id IS NULL"               \
     "  ON CONFLICT (rule_id, tenant_id, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING"         \
     "  RETURNING 1)"                                                                               \
     " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM s)"
@@ -391,6 +395,10 @@ static int decode_rule(const PGresult *res, int row, void *item) {
     r->tenant_id = tf__pg_text(res, row, 18); /* NULL: a platform rule */
     int source = PQfnumber(res, "source"), secret = PQfnumber(res, "hook_secret");
     int outcome = PQfnumber(res, "last_outcome"), at = PQfnumber(res, "last_at");
+    int tenant = PQfnumber(res, "tenant_json");
+    if (tenant >= 0) {
+        r->tenant_json = tf__pg_text(res, row, tenant);
+    }
     if (source >= 0) {
         r->source = PQgetvalue(res, row, source);
         r->source_len = (size_t)PQgetlength(res, row, source);
@@ -710,48 +718,68 @@ static int cron_due(void *ctx, const char *node, int64_t now_ms, int64_t lease_m
 static void cron_done_done(const tf_pg_reply_t *reply, void *arg) {
     tf__pg_pending_t *p = arg;
     int rc = reply->status;
-    int released = rc == 0 && tf__pg_int(reply->results[0], 0, 0, 0) == 1;
+    size_t released = rc == 0 ? (size_t)tf__pg_int(reply->results[0], 0, 0, 0) : 0;
     ((tf_rule_cron_done_cb)p->cb)(p->arg, rc, released);
     free(p);
 }
 
-static int cron_done(void *ctx, const tf_rule_cron_done_t *d, tf_rule_cron_done_cb cb, void *arg) {
-    tf__pg_time_t *times = d->nskipped > 0 ? calloc(d->nskipped, sizeof(*times)) : NULL;
-    const char **at = d->nskipped > 0 ? calloc(d->nskipped, sizeof(*at)) : NULL;
-    if (d->nskipped > 0 && (times == NULL || at == NULL)) {
-        free(times);
-        free(at);
-        return TF_ENOMEM;
+/* The text[] literals of a batch of cron_done: a string list per column. */
+enum { DONE_RULE, DONE_TENANT, DONE_VERSION, DONE_DUE, DONE_NEXT, DONE_COLS };
+enum { SKIP_RULE, SKIP_ID, SKIP_AT, SKIP_KEY, SKIP_REASON, SKIP_MESSAGE, SKIP_COLS };
+
+static int cron_done(void *ctx, const char *node, const tf_rule_cron_done_t *d, size_t n,
+                     tf_rule_cron_done_cb cb, void *arg) {
+    size_t nskip = 0;
+    for (size_t i = 0; i < n; i++) {
+        nskip += d[i].nskipped;
     }
-    for (size_t i = 0; i < d->nskipped; i++) {
-        at[i] = tf__pg_time_param(d->skipped_ms[i], &times[i]);
+    size_t rows = n > nskip ? n : nskip;
+    const char **cols = calloc((DONE_COLS + SKIP_COLS) * (rows + 1), sizeof(*cols));
+    char(*versions)[24] = calloc(n + 1, sizeof(*versions));
+    tf__pg_time_t *times = calloc(2 * n + nskip + 1, sizeof(*times));
+    char *lits[DONE_COLS + SKIP_COLS] = {0};
+    int rc = cols != NULL && versions != NULL && times != NULL ? 0 : TF_ENOMEM;
+    const char **done_col[DONE_COLS], **skip_col[SKIP_COLS];
+    for (int c = 0; rc == 0 && c < DONE_COLS; c++) {
+        done_col[c] = cols + (size_t)c * (rows + 1);
     }
-    char *ids = tf__pg_uuid_array(d->run_ids, d->nskipped);
-    char *ats = tf__pg_text_array(at, d->nskipped);
-    char *keys = tf__pg_text_array(d->dedup_keys, d->nskipped);
-    char *reasons = tf__pg_text_array(d->reasons, d->nskipped);
-    char *messages = tf__pg_text_array(d->messages, d->nskipped);
-    int rc = ids && ats && keys && reasons && messages ? 0 : TF_ENOMEM;
+    for (int c = 0; rc == 0 && c < SKIP_COLS; c++) {
+        skip_col[c] = cols + (size_t)(DONE_COLS + c) * (rows + 1);
+    }
+    size_t k = 0, tm = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        snprintf(versions[i], sizeof(versions[i]), "%d", d[i].version);
+        done_col[DONE_RULE][i] = d[i].rule_id;
+        done_col[DONE_TENANT][i] = d[i].tenant_id;
+        done_col[DONE_VERSION][i] = versions[i];
+        done_col[DONE_DUE][i] = tf__pg_time_param(d[i].due_ms, &times[tm++]);
+        done_col[DONE_NEXT][i] =
+            d[i].next_ms != TF_TIME_NONE ? tf__pg_time_param(d[i].next_ms, &times[tm++]) : NULL;
+        for (size_t j = 0; j < d[i].nskipped; j++, k++) {
+            skip_col[SKIP_RULE][k] = d[i].rule_id;
+            skip_col[SKIP_ID][k] = d[i].run_ids[j];
+            skip_col[SKIP_AT][k] = tf__pg_time_param(d[i].skipped_ms[j], &times[tm++]);
+            skip_col[SKIP_KEY][k] = d[i].dedup_keys[j];
+            skip_col[SKIP_REASON][k] = d[i].reasons[j];
+            skip_col[SKIP_MESSAGE][k] = d[i].messages[j];
+        }
+    }
+    for (int c = 0; rc == 0 && c < DONE_COLS + SKIP_COLS; c++) {
+        lits[c] = tf__pg_text_array(cols + (size_t)c * (rows + 1), c < DONE_COLS ? n : nskip);
+        rc = lits[c] != NULL ? 0 : TF_ENOMEM;
+    }
     if (rc == 0) {
-        tf__pg_time_t due, next;
-        tf__pg_int_t version;
-        const char *values[11] = {
-            d->rule_id,
-            d->node,
-            tf__pg_time_param(d->due_ms, &due),
-            d->next_ms != TF_TIME_NONE ? tf__pg_time_param(d->next_ms, &next) : NULL,
-            d->tenant_id,
-            tf__pg_int_param(d->version, &version),
-            ids,
-            ats,
-            keys,
-            reasons,
-            messages,
-        };
-        rc = tf__pg_run_pending(ctx, "rule_cron_done", values, 11, cron_done_done,
-                                (void (*)(void))cb, arg);
+        const char *values[1 + DONE_COLS + SKIP_COLS] = {node};
+        for (int c = 0; c < DONE_COLS + SKIP_COLS; c++) {
+            values[1 + c] = lits[c];
+        }
+        rc = tf__pg_run_pending(ctx, "rule_cron_done", values, 1 + DONE_COLS + SKIP_COLS,
+                                cron_done_done, (void (*)(void))cb, arg);
     }
-    free(times), free(at), free(ids), free(ats), free(keys), free(reasons), free(messages);
+    for (int c = 0; c < DONE_COLS + SKIP_COLS; c++) {
+        free(lits[c]);
+    }
+    free(cols), free(versions), free(times);
     return rc;
 }
 

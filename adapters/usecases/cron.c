@@ -22,7 +22,7 @@ typedef struct {
     tick_t *tick;
     tf_rule_t rule; /* strings owned (below) */
     char id[TF_ID_LEN], tenant_id[TF_ID_LEN];
-    char *name, *source, *state, *cron_expr, *timezone;
+    char *name, *source, *state, *cron_expr, *timezone, *tenant_json;
     tf_cron_t cron;
     const tf_tz_t *tz;
     tf_cron_zone_t zone;
@@ -31,7 +31,12 @@ typedef struct {
     char *ev, key[KEY_LEN];     /* the firing's event and dedup key */
     char (*tenants)[TF_ID_LEN]; /* platform: the page of tenants being fired */
     size_t ntenants, itenant;
-    char after[TF_ID_LEN];       /* platform: the last tenant of the page */
+    char after[TF_ID_LEN]; /* platform: the last tenant of the page */
+    int ready;             /* dealt with: `done` is to be written */
+    tf_rule_cron_done_t done;
+    char (*ids)[TF_ID_LEN], (*keys)[KEY_LEN]; /* of `done`'s skipped runs */
+    const char **ptrs;
+    int64_t *times;
     tf_cron_plan_t due, overlap; /* 8 KiB each: items are heap-allocated */
 } item_t;
 
@@ -42,6 +47,7 @@ struct tick {
     char node[256];
     item_t **items;
     size_t n, next, active, parallel;
+    int starting; /* in start_more(): items that end at once do not recurse */
     int status;
     tf_uc_cron_result_t result;
 };
@@ -51,7 +57,8 @@ static void item_free(item_t *it) {
         return;
     }
     free(it->name), free(it->source), free(it->state), free(it->cron_expr), free(it->timezone);
-    free(it->ev), free(it->tenants);
+    free(it->ev), free(it->tenants), free(it->tenant_json);
+    free(it->ids), free(it->keys), free(it->ptrs), free(it->times);
     free(it);
 }
 
@@ -78,12 +85,6 @@ static void item_done(item_t *it, int status) {
     start_more(t);
 }
 
-static void released(void *arg, int status, int was_held) {
-    item_t *it = arg;
-    (void)was_held; /* another node took over: it records what it finds */
-    item_done(it, status);
-}
-
 static const char *skip_message(const item_t *it, tf_cron_skip_t why) {
     switch (why) {
     case TF_CRON_SKIP_DISABLED:
@@ -105,51 +106,46 @@ static void key_of(int64_t ms, char out[KEY_LEN]) {
     snprintf(out, KEY_LEN, "cron:%s", at);
 }
 
-/* Records the skipped times of both plans and the next fire time. */
+/* What became of the item's due times (both plans' skipped times and the
+ * next fire time), kept for the tick's one release statement. */
 static void finish(item_t *it) {
     tick_t *t = it->tick;
     size_t n = it->due.nskipped + it->overlap.nskipped;
     int64_t next = it->due.fire != TF_CRON_NEVER ? it->overlap.next : it->due.next;
-    char(*ids)[TF_ID_LEN] = n > 0 ? calloc(n, sizeof(*ids)) : NULL;
-    char(*keys)[KEY_LEN] = n > 0 ? calloc(n, sizeof(*keys)) : NULL;
-    const char **id_p = n > 0 ? calloc(n, sizeof(*id_p)) : NULL;
-    const char **key_p = n > 0 ? calloc(n, sizeof(*key_p)) : NULL;
-    const char **reasons = n > 0 ? calloc(n, sizeof(*reasons)) : NULL;
-    const char **messages = n > 0 ? calloc(n, sizeof(*messages)) : NULL;
-    int64_t *times = n > 0 ? calloc(n, sizeof(*times)) : NULL;
-    int rc =
-        n == 0 || (ids && keys && id_p && key_p && reasons && messages && times) ? 0 : TF_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
+    it->ids = n > 0 ? calloc(n, sizeof(*it->ids)) : NULL;
+    it->keys = n > 0 ? calloc(n, sizeof(*it->keys)) : NULL;
+    it->ptrs = n > 0 ? calloc(4 * n, sizeof(*it->ptrs)) : NULL;
+    it->times = n > 0 ? calloc(n, sizeof(*it->times)) : NULL;
+    if (n > 0 && (!it->ids || !it->keys || !it->ptrs || !it->times)) {
+        item_done(it, TF_ENOMEM);
+        return;
+    }
+    const char **id_p = it->ptrs, **key_p = it->ptrs + n, **reasons = it->ptrs + 2 * n,
+               **messages = it->ptrs + 3 * n;
+    for (size_t i = 0; i < n; i++) {
         const tf_cron_plan_t *p = i < it->due.nskipped ? &it->due : &it->overlap;
         size_t k = i < it->due.nskipped ? i : i - it->due.nskipped;
-        times[i] = p->skipped[k] * 1000;
-        tf_uc_new_id_at(t->uc, times[i], ids[i]); /* listed among runs by its time */
-        key_of(times[i], keys[i]);
-        id_p[i] = ids[i];
-        key_p[i] = keys[i];
+        it->times[i] = p->skipped[k] * 1000;
+        tf_uc_new_id_at(t->uc, it->times[i], it->ids[i]); /* listed among runs by its time */
+        key_of(it->times[i], it->keys[i]);
+        id_p[i] = it->ids[i];
+        key_p[i] = it->keys[i];
         reasons[i] = tf_cron_skip_name(p->why);
         messages[i] = skip_message(it, p->why);
     }
-    if (rc == 0) {
-        tf_rule_cron_done_t done = {.rule_id = it->id,
-                                    .tenant_id = it->platform ? NULL : it->tenant_id,
-                                    .node = t->node,
-                                    .version = it->rule.version,
-                                    .due_ms = it->rule.next_fire_ms,
-                                    .next_ms = next != TF_CRON_NEVER ? next * 1000 : TF_TIME_NONE,
-                                    .nskipped = n,
-                                    .run_ids = id_p,
-                                    .dedup_keys = key_p,
-                                    .reasons = reasons,
-                                    .messages = messages,
-                                    .skipped_ms = times};
-        rc = t->uc->rules->cron_done(t->uc->rules->ctx, &done, released, it);
-        t->result.skipped += rc == 0 ? n : 0;
-    }
-    free(ids), free(keys), free(id_p), free(key_p), free(reasons), free(messages), free(times);
-    if (rc != 0) {
-        item_done(it, rc);
-    }
+    it->done = (tf_rule_cron_done_t){.rule_id = it->id,
+                                     .tenant_id = it->platform ? NULL : it->tenant_id,
+                                     .version = it->rule.version,
+                                     .due_ms = it->rule.next_fire_ms,
+                                     .next_ms = next != TF_CRON_NEVER ? next * 1000 : TF_TIME_NONE,
+                                     .nskipped = n,
+                                     .run_ids = id_p,
+                                     .dedup_keys = key_p,
+                                     .reasons = reasons,
+                                     .messages = messages,
+                                     .skipped_ms = it->times};
+    it->ready = 1;
+    item_done(it, 0);
 }
 
 /* The fire time was fired (for every tenant, a platform rule's): skip the
@@ -314,21 +310,62 @@ static void start_item(item_t *it) {
                          .n = 1,
                          .trigger = "cron",
                          .event_json = it->ev,
-                         .dedup_key = it->key};
+                         .dedup_key = it->key,
+                         .tenant_json = it->tenant_json};
     int rc = tf_uc_rules_fire(t->uc, &fire, fired, it);
     if (rc != 0) {
         item_done(it, rc);
     }
 }
 
+static void all_released(void *arg, int status, size_t released) {
+    tick_t *t = arg;
+    (void)released; /* the others another node holds now: it records what it finds */
+    if (status != 0 && t->status == 0) {
+        t->status = status;
+    }
+    if (status != 0) { /* the leases run out; the rules are taken again then */
+        t->result.skipped = 0;
+    }
+    t->cb(t->arg, t->status, &t->result);
+    tick_free(t);
+}
+
+/* Every item dealt with: one transaction records the skipped runs and
+ * moves and releases the rules. */
+static void release_all(tick_t *t) {
+    tf_rule_cron_done_t *done = t->n > 0 ? calloc(t->n, sizeof(*done)) : NULL;
+    size_t m = 0;
+    for (size_t i = 0; done != NULL && i < t->n; i++) {
+        if (t->items[i]->ready) {
+            done[m++] = t->items[i]->done;
+            t->result.skipped += t->items[i]->done.nskipped;
+        }
+    }
+    int rc = t->n > 0 && done == NULL ? TF_ENOMEM : 0;
+    if (rc == 0 && m > 0) {
+        rc = t->uc->rules->cron_done(t->uc->rules->ctx, t->node, done, m, all_released, t);
+        free(done);
+        if (rc == 0) {
+            return;
+        }
+    }
+    free(done);
+    all_released(t, rc, 0);
+}
+
 static void start_more(tick_t *t) {
+    if (t->starting) {
+        return; /* an item ended at once, inside the loop below: it goes on */
+    }
+    t->starting = 1;
     while (t->next < t->n && t->active < t->parallel) {
         t->active++;
         start_item(t->items[t->next++]);
     }
+    t->starting = 0;
     if (t->active == 0 && t->next == t->n) {
-        t->cb(t->arg, t->status, &t->result);
-        tick_free(t);
+        release_all(t);
     }
 }
 
@@ -353,8 +390,10 @@ static item_t *take(tick_t *t, const tf_rule_t *r, int *rc) {
     it->state = dup_or_null(r->state_json);
     it->cron_expr = dup_or_null(r->cron);
     it->timezone = dup_or_null(r->timezone);
+    it->tenant_json = dup_or_null(r->tenant_json);
     if (it->name == NULL || it->source == NULL || (r->state_json && !it->state) ||
-        (r->cron && !it->cron_expr) || (r->timezone && !it->timezone)) {
+        (r->cron && !it->cron_expr) || (r->timezone && !it->timezone) ||
+        (r->tenant_json && !it->tenant_json)) {
         *rc = TF_ENOMEM;
         item_free(it);
         return NULL;
@@ -370,7 +409,8 @@ static item_t *take(tick_t *t, const tf_rule_t *r, int *rc) {
     it->rule.timezone = it->timezone;
     it->rule.catch_up = NULL; /* read below, not kept */
     it->rule.trigger_json = it->rule.hook_key = it->rule.hook_secret = NULL;
-    it->rule.sha256 = it->rule.created_by = NULL;
+    it->rule.sha256 = it->rule.created_by = it->rule.last_outcome = NULL;
+    it->rule.tenant_json = it->tenant_json;
     if (r->catch_up != NULL && strcmp(r->catch_up, "none") == 0) {
         it->rule.catch_up = "none";
     }

@@ -430,5 +430,14 @@ int tf_uc_rules_fire(tf_uc_t *uc, const tf_uc_fire_t *fire, tf_uc_event_cb cb, v
         return TF_ENOMEM;
     }
     p->given = 1;
+    if (fire->tenant_json != NULL) { /* no need to read the tenant */
+        p->tenant = strdup(fire->tenant_json);
+        if (p->tenant == NULL) {
+            post_free(p);
+            return TF_ENOMEM;
+        }
+        fire_next(p);
+        return 0;
+    }
     return post_start(p);
 }

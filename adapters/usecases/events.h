@@ -55,6 +55,7 @@ typedef struct {
     const char *event_json;     /* ev */
     const char *dedup_key;      /* at most one run per rule and key; NULL: none */
     const char *correlation_id; /* of the jobs created; NULL: the dedup key, else a new id */
+    const char *tenant_json;    /* ctx.tenant when the caller has it; NULL: read */
 } tf_uc_fire_t;
 
 /* Fires the rules one after another; `cb` gets one entry per rule. */
