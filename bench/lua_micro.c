@@ -18,7 +18,7 @@
  *             10 other tenants run infinite loops: p50 and p99, in ms and
  *             in time slices.
  *
- *   tf_bench_lua [seconds per measure (3)]
+ *   tf_bench_lua [seconds per measure (3)] [runs|memory|fairness (all)]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,11 +346,19 @@ static void bench_fairness(double secs, int slice_ms) {
 
 int main(int argc, char **argv) {
     double secs = argc > 1 ? atof(argv[1]) : 3.0;
+    const char *only =
+        argc > 2 ? argv[2] : NULL; /* "runs" (with conditions), "memory", "fairness" */
     tf_lua_limits_t limits = {.instructions = (uint64_t)1 << 62, .timeout_ms = 3600000};
     open_host(&limits);
-    bench_runs(secs);
-    bench_memory();
-    bench_fairness(secs, TF_LUA_DEFAULT_SLICE_MS);
+    if (only == NULL || strcmp(only, "runs") == 0) {
+        bench_runs(secs);
+    }
+    if (only == NULL || strcmp(only, "memory") == 0) {
+        bench_memory();
+    }
+    if (only == NULL || strcmp(only, "fairness") == 0) {
+        bench_fairness(secs, TF_LUA_DEFAULT_SLICE_MS);
+    }
     close_host();
     return 0;
 }

@@ -3,11 +3,13 @@
  */
 #include "lua/convert.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
 #include <lauxlib.h>
 
 #include "engine/error.h"
@@ -177,7 +179,8 @@ static int encode_table(enc_t *e, int idx, int depth) {
     while (e->rc == 0 && lua_next(L, idx) != 0) {
         if (lua_type(L, -2) != LUA_TSTRING) {
             lua_pop(L, 2);
-            return fail(e, TF_EINVAL, "a table key that is not a string (objects) or 1..n (arrays)");
+            return fail(e, TF_EINVAL,
+                        "a table key that is not a string (objects) or 1..n (arrays)");
         }
         size_t klen = 0;
         const char *key = lua_tolstring(L, -2, &klen); /* a string: no conversion */
@@ -224,8 +227,9 @@ static int encode(enc_t *e, int idx, int depth) {
             double d = lua_tonumber(L, idx);
             char text[40];
             if (!isfinite(d)) {
-                return fail(e, TF_EINVAL, isnan(d) ? "NaN (JSON has no NaN)"
-                                                   : "an infinite number (JSON has none)");
+                return fail(e, TF_EINVAL,
+                            isnan(d) ? "NaN (JSON has no NaN)"
+                                     : "an infinite number (JSON has none)");
             }
             snprintf(text, sizeof(text), "%.17g", d);
             if (strpbrk(text, ".eE") == NULL) {
@@ -275,84 +279,372 @@ int tf_lua_to_json(lua_State *L, int idx, const tf_lua_json_limits_t *lim, const
     return e.rc;
 }
 
-/* ---- JSON to Lua ---- */
+/* ---- JSON to Lua ----
+ *
+ * Parsed straight onto the Lua stack, one pass, no tree in between (RFC
+ * 8259 as jansson reads it with JSON_DECODE_ANY | JSON_ALLOW_NUL: any value
+ * at the top, UTF-8 text, \u escapes with surrogate pairs, NUL allowed in
+ * strings but not in object keys, integers within 64 bits, finite reals).
+ * Every object is a table marked as a JSON object, every array one marked
+ * as an array; null is the light userdata NULL.  Scratch memory for
+ * escaped strings is a Lua userdata, so a memory error raised by Lua frees
+ * everything. */
 
-static int push_value(lua_State *L, json_t *v, int depth, int max_depth, char *err) {
-    /* Counted as the encoder counts: at most max_depth arrays and objects
-     * nested in one another; a scalar inside the innermost one is fine. */
-    if ((json_is_object(v) || json_is_array(v)) && depth >= max_depth) {
-        snprintf(err, TF_LUA_ERR_LEN, "JSON nested deeper than %d", max_depth);
-        return TF_EINVAL;
+typedef struct {
+    lua_State *L;
+    const char *start, *p, *end;
+    int max_depth;
+    int rc;
+    char *err;
+} jparse_t;
+
+static int jfail(jparse_t *j, const char *at, const char *why) {
+    if (j->rc != 0) {
+        return j->rc;
     }
-    if (!lua_checkstack(L, 3)) {
-        snprintf(err, TF_LUA_ERR_LEN, "out of Lua stack");
-        return TF_ENOMEM;
+    int line = 1, column = 1;
+    for (const char *c = j->start; c < at && c < j->end; c++) {
+        line += *c == '\n';
+        column = *c == '\n' ? 1 : column + 1;
     }
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        tf_lua_json_push_object(L);
-        const char *key;
-        json_t *member;
-        json_object_foreach(v, key, member) {
-            int rc = push_value(L, member, depth + 1, max_depth, err);
-            if (rc != 0) {
-                lua_pop(L, 1);
-                return rc;
-            }
-            lua_setfield(L, -2, key);
-        }
-        return 0;
-    }
-    case JSON_ARRAY: {
-        tf_lua_json_push_array(L);
-        for (size_t i = 0; i < json_array_size(v); i++) {
-            int rc = push_value(L, json_array_get(v, i), depth + 1, max_depth, err);
-            if (rc != 0) {
-                lua_pop(L, 1);
-                return rc;
-            }
-            lua_rawseti(L, -2, (lua_Integer)i + 1);
-        }
-        return 0;
-    }
-    case JSON_STRING:
-        lua_pushlstring(L, json_string_value(v), json_string_length(v));
-        return 0;
-    case JSON_INTEGER:
-        lua_pushinteger(L, (lua_Integer)json_integer_value(v));
-        return 0;
-    case JSON_REAL:
-        lua_pushnumber(L, json_real_value(v));
-        return 0;
-    case JSON_TRUE:
-    case JSON_FALSE:
-        lua_pushboolean(L, json_is_true(v));
-        return 0;
-    default:
-        lua_pushlightuserdata(L, NULL);
-        return 0;
+    snprintf(j->err, TF_LUA_ERR_LEN, "malformed JSON at line %d, column %d: %s", line, column, why);
+    j->rc = TF_EINVAL;
+    return j->rc;
+}
+
+static void jskip_ws(jparse_t *j) {
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) {
+        j->p++;
     }
 }
 
-static void release_json(void *v) {
-    json_decref(v);
+static int jhex4(const char *p, const char *end, unsigned *out) {
+    if (end - p < 4) {
+        return -1;
+    }
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) {
+            return -1;
+        }
+        v = v << 4 | (unsigned)d;
+    }
+    *out = v;
+    return 0;
+}
+
+static size_t jutf8_put(char *out, unsigned cp) {
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | cp >> 6);
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | cp >> 12);
+        out[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | cp >> 18);
+    out[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+    out[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* A string at j->p (its opening quote): pushed.  `key`: NUL refused. */
+static int jstring(jparse_t *j, int key) {
+    const char *open = j->p++, *s = j->p;
+    int escaped = 0;
+    while (j->p < j->end && *j->p != '"') {
+        unsigned char c = (unsigned char)*j->p;
+        if (c < 0x20) {
+            return jfail(j, j->p, "control character in a string");
+        }
+        if (c == '\\') {
+            escaped = 1;
+            j->p += j->p + 1 < j->end ? 2 : 1;
+        } else {
+            j->p++;
+        }
+    }
+    if (j->p >= j->end) {
+        return jfail(j, open, "unterminated string");
+    }
+    const char *close = j->p++;
+    size_t raw = (size_t)(close - s);
+    if (!escaped) {
+        if (!tf_utf8_valid(s, raw)) {
+            return jfail(j, s, "invalid UTF-8 in a string");
+        }
+        lua_pushlstring(j->L, s, raw);
+        return 0;
+    }
+    /* Decoded, never longer than the text: scratch owned by Lua. */
+    char *out = lua_newuserdatauv(j->L, raw + 1, 0);
+    size_t n = 0;
+    for (const char *c = s; c < close;) {
+        const char *run = c;
+        while (c < close && *c != '\\') {
+            c++;
+        }
+        if (!tf_utf8_valid(run, (size_t)(c - run))) {
+            lua_pop(j->L, 1);
+            return jfail(j, run, "invalid UTF-8 in a string");
+        }
+        memcpy(out + n, run, (size_t)(c - run));
+        n += (size_t)(c - run);
+        if (c >= close) {
+            break;
+        }
+        char e = c[1];
+        const char *esc = c;
+        c += 2;
+        static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+        const char *hit = e != '\0' ? strchr(from, e) : NULL;
+        if (hit != NULL) {
+            out[n++] = to[hit - from];
+            continue;
+        }
+        unsigned cp = 0, lo = 0;
+        if (e != 'u' || jhex4(c, close, &cp) != 0) {
+            lua_pop(j->L, 1);
+            return jfail(j, esc, "invalid escape in a string");
+        }
+        c += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF) { /* a high surrogate: its low one follows */
+            if (close - c < 6 || c[0] != '\\' || c[1] != 'u' || jhex4(c + 2, close, &lo) != 0 ||
+                lo < 0xDC00 || lo > 0xDFFF) {
+                lua_pop(j->L, 1);
+                return jfail(j, esc, "invalid Unicode surrogate in a string");
+            }
+            c += 6;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            lua_pop(j->L, 1);
+            return jfail(j, esc, "invalid Unicode surrogate in a string");
+        }
+        if (cp == 0 && key) {
+            lua_pop(j->L, 1);
+            return jfail(j, esc, "NUL byte in an object key");
+        }
+        n += jutf8_put(out + n, cp);
+    }
+    lua_pushlstring(j->L, out, n);
+    lua_remove(j->L, -2); /* the scratch */
+    return 0;
+}
+
+static int jnumber(jparse_t *j) {
+    const char *s = j->p, *c = s;
+    int real = 0;
+    c += c < j->end && *c == '-';
+    if (c >= j->end || !(*c >= '0' && *c <= '9')) {
+        return jfail(j, s, "invalid token");
+    }
+    if (*c == '0') {
+        c++;
+    } else {
+        while (c < j->end && *c >= '0' && *c <= '9') {
+            c++;
+        }
+    }
+    if (c < j->end && *c == '.') {
+        real = 1;
+        c++;
+        if (c >= j->end || !(*c >= '0' && *c <= '9')) {
+            return jfail(j, s, "invalid number");
+        }
+        while (c < j->end && *c >= '0' && *c <= '9') {
+            c++;
+        }
+    }
+    if (c < j->end && (*c == 'e' || *c == 'E')) {
+        real = 1;
+        c++;
+        c += c < j->end && (*c == '+' || *c == '-');
+        if (c >= j->end || !(*c >= '0' && *c <= '9')) {
+            return jfail(j, s, "invalid number");
+        }
+        while (c < j->end && *c >= '0' && *c <= '9') {
+            c++;
+        }
+    }
+    j->p = c;
+    if (!real) {
+        int neg = *s == '-';
+        uint64_t v = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+        for (const char *d = s + neg; d < c; d++) {
+            unsigned digit = (unsigned)(*d - '0');
+            if (v > (limit - digit) / 10) {
+                return jfail(j, s, "too big integer");
+            }
+            v = v * 10 + digit;
+        }
+        lua_pushinteger(j->L, neg ? (lua_Integer)(0 - v) : (lua_Integer)v);
+        return 0;
+    }
+    char small[64], *text = small;
+    size_t len = (size_t)(c - s);
+    if (len >= sizeof(small)) {
+        text = lua_newuserdatauv(j->L, len + 1, 0);
+    }
+    memcpy(text, s, len);
+    text[len] = '\0';
+    errno = 0;
+    double d = strtod(text, NULL);
+    if (text != small) {
+        lua_pop(j->L, 1);
+    }
+    if ((d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE) {
+        return jfail(j, s, "real number overflow");
+    }
+    lua_pushnumber(j->L, d);
+    return 0;
+}
+
+static int jvalue(jparse_t *j, int depth);
+
+static int jcontainer(jparse_t *j, int depth, int object) {
+    /* Counted as the encoder counts: at most max_depth arrays and objects
+     * nested in one another. */
+    if (depth >= j->max_depth) {
+        snprintf(j->err, TF_LUA_ERR_LEN, "JSON nested deeper than %d", j->max_depth);
+        j->rc = TF_EINVAL;
+        return j->rc;
+    }
+    if (!lua_checkstack(j->L, 4)) {
+        snprintf(j->err, TF_LUA_ERR_LEN, "out of Lua stack");
+        j->rc = TF_ENOMEM;
+        return j->rc;
+    }
+    const char *open = j->p++;
+    if (object) {
+        tf_lua_json_push_object(j->L);
+    } else {
+        tf_lua_json_push_array(j->L);
+    }
+    char close = object ? '}' : ']';
+    jskip_ws(j);
+    if (j->p < j->end && *j->p == close) {
+        j->p++;
+        return 0;
+    }
+    for (lua_Integer i = 1;; i++) {
+        if (object) {
+            jskip_ws(j);
+            if (j->p >= j->end || *j->p != '"') {
+                return jfail(j, j->p, "string or '}' expected");
+            }
+            if (jstring(j, 1) != 0) {
+                return j->rc;
+            }
+            jskip_ws(j);
+            if (j->p >= j->end || *j->p != ':') {
+                lua_pop(j->L, 1);
+                return jfail(j, j->p, "':' expected");
+            }
+            j->p++;
+        }
+        if (jvalue(j, depth + 1) != 0) {
+            if (object) {
+                lua_pop(j->L, 1); /* the key */
+            }
+            return j->rc;
+        }
+        if (object) {
+            lua_rawset(j->L, -3);
+        } else {
+            lua_rawseti(j->L, -2, i);
+        }
+        jskip_ws(j);
+        if (j->p < j->end && *j->p == ',') {
+            j->p++;
+            continue;
+        }
+        if (j->p < j->end && *j->p == close) {
+            j->p++;
+            return 0;
+        }
+        return jfail(j, j->p < j->end ? j->p : open,
+                     object ? "',' or '}' expected" : "',' or ']' expected");
+    }
+}
+
+/* One value: pushed (0), or nothing pushed and j->rc set. */
+static int jvalue(jparse_t *j, int depth) {
+    jskip_ws(j);
+    if (j->p >= j->end) {
+        return jfail(j, j->p, "unexpected end of input");
+    }
+    int rc = 0;
+    int top = lua_gettop(j->L);
+    switch (*j->p) {
+    case '{':
+        rc = jcontainer(j, depth, 1);
+        break;
+    case '[':
+        rc = jcontainer(j, depth, 0);
+        break;
+    case '"':
+        rc = jstring(j, 0);
+        break;
+    case 't':
+    case 'f':
+    case 'n': {
+        static const char *const words[] = {"true", "false", "null"};
+        const char *w = words[*j->p == 't' ? 0 : *j->p == 'f' ? 1 : 2];
+        size_t wl = strlen(w);
+        if ((size_t)(j->end - j->p) < wl || memcmp(j->p, w, wl) != 0) {
+            return jfail(j, j->p, "invalid token");
+        }
+        j->p += wl;
+        if (*w == 'n') {
+            lua_pushlightuserdata(j->L, NULL);
+        } else {
+            lua_pushboolean(j->L, *w == 't');
+        }
+        break;
+    }
+    default:
+        rc = jnumber(j);
+        break;
+    }
+    if (rc != 0) {
+        lua_settop(j->L, top); /* a container's partial table */
+    }
+    return rc;
 }
 
 int tf_lua_push_json(lua_State *L, const char *text, size_t len, int max_depth,
                      char err[TF_LUA_ERR_LEN]) {
-    json_error_t jerr;
     err[0] = '\0';
-    tf_lua_guard_t *g = tf_lua_push_guard(L, release_json);
-    json_t *v = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-    if (v == NULL) {
-        lua_pop(L, 1);
-        snprintf(err, TF_LUA_ERR_LEN, "malformed JSON at line %d, column %d: %.80s", jerr.line,
-                 jerr.column, jerr.text);
-        return TF_EINVAL;
+    jparse_t j = {.L = L,
+                  .start = text,
+                  .p = text,
+                  .end = text + len,
+                  .max_depth = max_depth > 0 ? max_depth : TF_LUA_JSON_DEPTH_MAX,
+                  .err = err};
+    if (!lua_checkstack(L, 4)) {
+        snprintf(err, TF_LUA_ERR_LEN, "out of Lua stack");
+        return TF_ENOMEM;
     }
-    g->ptr = v;
-    int rc = push_value(L, v, 0, max_depth > 0 ? max_depth : TF_LUA_JSON_DEPTH_MAX, err);
-    tf_lua_guard_release(g);
-    lua_remove(L, rc == 0 ? -2 : -1);
-    return rc;
+    if (jvalue(&j, 0) != 0) {
+        return j.rc;
+    }
+    jskip_ws(&j);
+    if (j.p != j.end) {
+        lua_pop(L, 1);
+        return jfail(&j, j.p, "end of input expected");
+    }
+    return 0;
 }

@@ -486,6 +486,71 @@ static void test_convert__decode_values(void **state) {
     assert_lua_true(L, "return v == 42");
 }
 
+/* The text forms the parser reads (it writes the Lua values directly). */
+static void test_convert__decode_text_forms(void **state) {
+    lua_State *L = *state;
+    char err[TF_LUA_ERR_LEN];
+    assert_int_equal(decode(L, "\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t\"", 0, err), 0);
+    assert_lua_true(L, "return v == '\" \\\\ / \\b \\f \\n \\r \\t'");
+    /* A surrogate pair is one 4-byte character; raw UTF-8 passes as is. */
+    assert_int_equal(decode(L, "\"\\ud83d\\ude00 \xf0\x9f\x98\x80 \\u20AC\"", 0, err), 0);
+    assert_lua_true(L, "return v == '\\u{1F600} \\u{1F600} \\u{20AC}'");
+    assert_int_equal(decode(L, "[-9223372036854775808, 9223372036854775807, -0, 0]", 0, err), 0);
+    assert_lua_true(L, "return v[1] == math.mininteger and v[2] == math.maxinteger"
+                       " and math.type(v[3]) == 'integer' and v[3] == 0");
+    assert_int_equal(decode(L, "[1e2, 1E-2, -2.5e+3, 0.5, 1.0]", 0, err), 0);
+    assert_lua_true(L, "return v[1] == 100.0 and math.type(v[1]) == 'float' and v[2] == 0.01"
+                       " and v[3] == -2500.0 and v[4] == 0.5 and math.type(v[5]) == 'float'");
+    /* A real longer than any stack buffer. */
+    assert_int_equal(decode(L,
+                            "0.0000000000000000000000000000000000000000000000000000000000000000"
+                            "000000000000000000000000000000000000001e80",
+                            0, err),
+                     0);
+    assert_lua_true(L, "return math.abs(v - 1e-23) < 1e-35");
+    /* Duplicate keys: the last one wins; whitespace of every kind. */
+    assert_int_equal(decode(L, " \t\r\n{ \"a\" : 1 ,\n\"a\":2 } \n", 0, err), 0);
+    assert_lua_true(L, "return v.a == 2");
+    /* An escaped key, and keys that look like numbers stay strings. */
+    assert_int_equal(decode(L, "{\"k\\u00e9y\":1,\"2\":2}", 0, err), 0);
+    assert_lua_true(L, "return v['k\\u{e9}y'] == 1 and v['2'] == 2 and v[2] == nil");
+    static const char *const bad[] = {
+        "\"a\\x\"",           /* unknown escape */
+        "\"\\u12\"",          /* short \u */
+        "\"\\udc00\"",        /* a lone low surrogate */
+        "\"\\ud800\\u0041\"", /* a high one without its low one */
+        "\"a\nb\"",           /* a raw control character */
+        "\"abc",              /* unterminated */
+        "01",                 /* leading zero: 0 then garbage */
+        "1.",
+        ".5",
+        "-",
+        "1e",
+        "+1",
+        "[1 2]",
+        "{\"a\":1,}",
+        "{\"a\"}",
+        "tru",
+        "nullx",
+        "-9223372036854775809",
+        "-1e400",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char why[TF_LUA_ERR_LEN] = "untouched";
+        int top = lua_gettop(L);
+        int rc = tf_lua_push_json(L, bad[i], strlen(bad[i]), 0, why);
+        if (rc != TF_EINVAL) {
+            print_error("'%s' was accepted\n", bad[i]);
+        }
+        assert_int_equal(rc, TF_EINVAL);
+        assert_int_equal(lua_gettop(L), top); /* nothing left on the stack */
+        assert_non_null(strstr(why, "malformed JSON at line 1, column"));
+    }
+    /* The position is the fault's: line 2, column 6. */
+    assert_int_equal(tf_lua_push_json(L, "{\"a\":1,\n\"b\": tru}", 17, 0, err), TF_EINVAL);
+    assert_non_null(strstr(err, "line 2, column 6"));
+}
+
 static void test_convert__malformed_json_refused(void **state) {
     lua_State *L = *state;
     static const char *const bad[] = {
@@ -677,6 +742,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_convert__output_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_convert__no_metamethod_called, setup, teardown),
         cmocka_unit_test_setup_teardown(test_convert__decode_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_convert__decode_text_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_convert__malformed_json_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_convert__deep_json_refused, setup, teardown),
         cmocka_unit_test(test_convert__memory_error_mid_decode_leaks_nothing),
