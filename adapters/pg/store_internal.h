@@ -17,6 +17,8 @@
 #include "adapters/pg/store.h"
 #include "engine/timefmt.h"
 
+typedef struct tf__pg_run_rec tf__pg_run_rec_t; /* store_rules.c */
+
 struct tf_pg_store {
     tf_pg_pool_t *pool;
     tf_log_t *log;
@@ -24,6 +26,9 @@ struct tf_pg_store {
     tf_tenant_store_t tenants;
     tf_script_store_t scripts;
     tf_rule_store_t rules;
+    /* rule runs waiting for the next group commit (store_rules.c) */
+    tf__pg_run_rec_t *runs_head, *runs_tail;
+    int runs_in_flight;
 };
 
 /* The statements of each part, prepared on every connection. */
@@ -37,7 +42,6 @@ extern const tf_pg_prepared_t tf__pg_scripts_prepared[];
 extern const size_t tf__pg_scripts_prepared_count;
 extern const tf_pg_prepared_t tf__pg_rules_prepared[];
 extern const size_t tf__pg_rules_prepared_count;
-
 
 /* The operations of each part, set into the ports by store.c. */
 void tf__pg_jobs_bind(tf_job_store_t *port);
@@ -81,7 +85,6 @@ char *tf__pg_text_array(const char *const *items, size_t n);
  * of the attempt whose run enqueued the job, or the id of the rule run that
  * created it. */
 void tf__pg_write_job_row(tf_jbuf_t *b, const tf_new_job_t *j, int ord, const char *guard);
-
 
 /* ---- decoding ---- */
 

@@ -516,81 +516,214 @@ static int event_rules(void *ctx, const char *tenant_id, const char *name, tf_ru
     return read_rows(ctx, "rule_event_rules", values, 2, NULL, cb, arg);
 }
 
-static void recorded_done(const tf_pg_reply_t *reply, void *arg) {
-    tf__pg_pending_t *p = arg;
-    int rc = reply->status;
-    const PGresult *res = rc == 0 ? reply->results[0] : NULL;
-    tf_rule_recorded_t r = {0};
-    if (res != NULL) {
-        r = (tf_rule_recorded_t){.recorded = tf__pg_int(res, 0, 0, 0) == 1,
-                                 .stale = tf__pg_bool(res, 0, 3),
-                                 .first_run_id = tf__pg_text(res, 0, 1),
-                                 .first_jobs_json = tf__pg_text(res, 0, 2)};
+/* ---- recording runs: group commit ----
+ *
+ * Runs are recorded in groups: while RUNS_IN_FLIGHT groups are being
+ * committed, new runs wait, and go together in the next group (up to
+ * RUNS_GROUP_MAX runs, each its run statement and, when it created jobs,
+ * their insert), one transaction and one commit for all.  A run's
+ * statements never fail for a reason of its own (repeats and stale
+ * states are answers, not errors), so a group fails only when the
+ * database does; then each run of it is tried again alone, so that one
+ * run's failure is its own. */
+
+enum { RUN_PARAMS = 15, RUNS_IN_FLIGHT = 2, RUNS_GROUP_MAX = 64 };
+
+struct tf__pg_run_rec {
+    tf__pg_run_rec_t *next;
+    char *values[RUN_PARAMS]; /* owned copies (NULL: SQL NULL) */
+    char *rows;               /* the jobs as submit rows; NULL: none */
+    tf_rule_recorded_cb cb;
+    void *arg;
+};
+
+typedef struct {
+    tf_pg_store_t *s;
+    tf__pg_run_rec_t *recs; /* in order */
+    size_t n;
+    int alone; /* a retry of one run on its own */
+} run_group_t;
+
+static void rec_free(tf__pg_run_rec_t *r) {
+    for (int i = 0; i < RUN_PARAMS; i++) {
+        free(r->values[i]);
     }
-    ((tf_rule_recorded_cb)p->cb)(p->arg, rc, &r);
-    free(p);
+    free(r->rows);
+    free(r);
+}
+
+static void runs_flush(tf_pg_store_t *s);
+static int group_send(tf_pg_store_t *s, tf__pg_run_rec_t *recs, size_t n, int alone);
+
+static void rec_answer(tf__pg_run_rec_t *r, int rc, const PGresult *res) {
+    tf_rule_recorded_t out = {0};
+    if (rc == 0) {
+        out = (tf_rule_recorded_t){.recorded = tf__pg_int(res, 0, 0, 0) == 1,
+                                   .stale = tf__pg_bool(res, 0, 3),
+                                   .first_run_id = tf__pg_text(res, 0, 1),
+                                   .first_jobs_json = tf__pg_text(res, 0, 2)};
+    }
+    r->cb(r->arg, rc, &out);
+}
+
+static void group_done(const tf_pg_reply_t *reply, void *arg) {
+    run_group_t *g = arg;
+    tf_pg_store_t *s = g->s;
+    s->runs_in_flight -= g->alone ? 0 : 1;
+    tf__pg_run_rec_t *r = g->recs;
+    if (reply->status == 0) {
+        size_t k = 0; /* the result of each run's first statement */
+        while (r != NULL) {
+            tf__pg_run_rec_t *next = r->next;
+            rec_answer(r, 0, reply->results[k]);
+            k += r->rows != NULL ? 2 : 1;
+            rec_free(r);
+            r = next;
+        }
+    } else if (g->n == 1 || g->alone) {
+        rec_answer(r, reply->status, NULL);
+        rec_free(r);
+    } else { /* each alone, so that only a run at fault fails */
+        while (r != NULL) {
+            tf__pg_run_rec_t *next = r->next;
+            r->next = NULL;
+            int rc = group_send(s, r, 1, 1);
+            if (rc != 0) {
+                rec_answer(r, rc, NULL);
+                rec_free(r);
+            }
+            r = next;
+        }
+    }
+    free(g);
+    runs_flush(s);
+}
+
+/* Sends `n` linked runs as one transaction.  Returns 0 or a TF_E* code
+ * (nothing sent; the runs are the caller's still). */
+static int group_send(tf_pg_store_t *s, tf__pg_run_rec_t *recs, size_t n, int alone) {
+    run_group_t *g = malloc(sizeof(*g));
+    tf_pg_stmt_t *stmts = calloc(2 * n, sizeof(*stmts));
+    const char **job_values = calloc(2 * n, sizeof(*job_values));
+    if (g == NULL || stmts == NULL || job_values == NULL) {
+        free(g), free(stmts), free(job_values);
+        return TF_ENOMEM;
+    }
+    *g = (run_group_t){.s = s, .recs = recs, .n = n, .alone = alone};
+    size_t k = 0, i = 0;
+    for (tf__pg_run_rec_t *r = recs; r != NULL; r = r->next, i++) {
+        stmts[k++] = (tf_pg_stmt_t){.prepared = "rule_record_run",
+                                    .nparams = RUN_PARAMS,
+                                    .values = (const char *const *)r->values};
+        if (r->rows != NULL) {
+            job_values[2 * i] = r->rows;
+            job_values[2 * i + 1] = "false";
+            stmts[k++] = (tf_pg_stmt_t){
+                .prepared = "jobs_submit_rule", .nparams = 2, .values = &job_values[2 * i]};
+        }
+    }
+    int rc = tf_pg_submit(s->pool, stmts, k, 0, group_done, g);
+    free(stmts);
+    free(job_values);
+    if (rc != 0) {
+        free(g);
+    } else if (!alone) {
+        s->runs_in_flight++;
+    }
+    return rc;
+}
+
+/* Sends the waiting runs in groups while fewer than RUNS_IN_FLIGHT are
+ * being committed. */
+static void runs_flush(tf_pg_store_t *s) {
+    while (s->runs_head != NULL && s->runs_in_flight < RUNS_IN_FLIGHT) {
+        tf__pg_run_rec_t *first = s->runs_head, *last = first;
+        size_t n = 1;
+        while (last->next != NULL && n < RUNS_GROUP_MAX) {
+            last = last->next;
+            n++;
+        }
+        s->runs_head = last->next;
+        if (s->runs_head == NULL) {
+            s->runs_tail = NULL;
+        }
+        last->next = NULL;
+        int rc = group_send(s, first, n, 0);
+        for (tf__pg_run_rec_t *r = rc != 0 ? first : NULL; r != NULL;) {
+            tf__pg_run_rec_t *next = r->next;
+            rec_answer(r, rc, NULL);
+            rec_free(r);
+            r = next;
+        }
+    }
 }
 
 static int record_run(void *ctx, const tf_rule_run_t *run, tf_rule_recorded_cb cb, void *arg) {
     tf_pg_store_t *s = ctx;
+    tf__pg_run_rec_t *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return TF_ENOMEM;
+    }
+    r->cb = cb;
+    r->arg = arg;
     /* The job ids as a uuid[] literal, and the jobs as submit rows. */
-    char *ids_text = malloc(run->njobs * TF_ID_LEN + 3);
-    size_t len = 0;
-    if (ids_text != NULL) {
-        ids_text[len++] = '{';
+    const char **ids = run->njobs > 0 ? calloc(run->njobs, sizeof(*ids)) : NULL;
+    for (size_t i = 0; ids != NULL && i < run->njobs; i++) {
+        ids[i] = run->jobs[i]->id;
+    }
+    char *ids_text = run->njobs > 0 && ids == NULL ? NULL : tf__pg_uuid_array(ids, run->njobs);
+    free(ids);
+    int rc = ids_text != NULL ? 0 : TF_ENOMEM;
+    if (rc == 0 && run->njobs > 0) {
+        tf_jbuf_t rows;
+        tf_jbuf_init(&rows);
+        tf_jbuf_arr_open(&rows);
         for (size_t i = 0; i < run->njobs; i++) {
-            len += (size_t)sprintf(ids_text + len, "%s%s", i > 0 ? "," : "", run->jobs[i]->id);
+            tf__pg_write_job_row(&rows, run->jobs[i], (int)i, run->id);
         }
-        ids_text[len++] = '}';
-        ids_text[len] = '\0';
+        tf_jbuf_arr_close(&rows);
+        r->rows = tf__pg_jbuf_text(&rows);
+        rc = r->rows != NULL ? 0 : TF_ENOMEM;
     }
-    tf_jbuf_t rows;
-    tf_jbuf_init(&rows);
-    tf_jbuf_arr_open(&rows);
-    for (size_t i = 0; i < run->njobs; i++) {
-        tf__pg_write_job_row(&rows, run->jobs[i], (int)i, run->id);
-    }
-    tf_jbuf_arr_close(&rows);
-    char *rows_text = tf__pg_jbuf_text(&rows);
-    tf__pg_pending_t *p = malloc(sizeof(*p));
-    int rc = ids_text != NULL && rows_text != NULL && p != NULL ? 0 : TF_ENOMEM;
-    if (rc == 0) {
-        *p = (tf__pg_pending_t){.cb = (void (*)(void))cb, .arg = arg};
-        tf__pg_time_t at;
-        tf__pg_int_t version, duration;
-        tf__pg_int_t state_version;
-        const char *values[15] = {
-            run->tenant_id,
-            run->id,
-            run->rule_id,
-            tf__pg_int_param(run->version, &version),
-            run->trigger,
-            run->dedup_key,
-            tf__pg_time_param(run->at_ms, &at),
-            outcome_names[run->outcome],
-            run->condition < 0 ? NULL
-            : run->condition   ? "true"
-                               : "false",
-            ids_text,
-            run->error_type,
-            run->error_message,
-            tf__pg_int_param(run->duration_ms, &duration),
-            run->state_json,
-            tf__pg_int_param(run->state_version, &state_version),
-        };
-        const char *job_values[2] = {rows_text, "false"};
-        tf_pg_stmt_t stmts[2] = {
-            {.prepared = "rule_record_run", .nparams = 15, .values = values},
-            {.prepared = "jobs_submit_rule", .nparams = 2, .values = job_values},
-        };
-        rc = tf_pg_submit(s->pool, stmts, run->njobs > 0 ? 2 : 1, 0, recorded_done, p);
-    }
-    if (rc != 0) {
-        free(p);
+    tf__pg_time_t at;
+    tf__pg_int_t version, duration, state_version;
+    const char *values[RUN_PARAMS] = {
+        run->tenant_id,
+        run->id,
+        run->rule_id,
+        tf__pg_int_param(run->version, &version),
+        run->trigger,
+        run->dedup_key,
+        tf__pg_time_param(run->at_ms, &at),
+        outcome_names[run->outcome],
+        run->condition < 0 ? NULL
+        : run->condition   ? "true"
+                           : "false",
+        ids_text,
+        run->error_type,
+        run->error_message,
+        tf__pg_int_param(run->duration_ms, &duration),
+        run->state_json,
+        tf__pg_int_param(run->state_version, &state_version),
+    };
+    for (int i = 0; rc == 0 && i < RUN_PARAMS; i++) {
+        if (values[i] != NULL && (r->values[i] = strdup(values[i])) == NULL) {
+            rc = TF_ENOMEM;
+        }
     }
     free(ids_text);
-    free(rows_text);
-    return rc;
+    if (rc != 0) {
+        rec_free(r);
+        return rc;
+    }
+    if (s->runs_tail != NULL) {
+        s->runs_tail->next = r;
+    } else {
+        s->runs_head = r;
+    }
+    s->runs_tail = r;
+    runs_flush(s);
+    return 0;
 }
 
 static void hook_done(const tf_pg_reply_t *reply, void *arg) {
