@@ -15,7 +15,7 @@ runs=${2:-3}
 
 . bench/common.sh
 bench_start
-for variant in stateless counting; do
+for variant in ${TASKFLOW_BENCH_VARIANTS:-stateless counting}; do
 state=""
 [ "$variant" = counting ] && state="ctx.state.n = (ctx.state.n or 0) + 1"
 rule=$(curl -fsS -X POST "localhost:$port/v1/rules" -H "Authorization: Bearer $TASKFLOW_BENCH_TOKEN" \
