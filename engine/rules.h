@@ -49,7 +49,7 @@ typedef struct {
     const char *sha256;
     const char *created_by;
     int64_t created_at_ms, updated_at_ms;
-    const char *tenant_json;  /* cron_due: ctx.tenant of a tenant's rule; NULL otherwise */
+    const char *tenant_json;  /* cron_due, hook_rule: ctx.tenant of a tenant's rule; else NULL */
     const char *last_outcome; /* admin_list: the last run's ("fired", ...); NULL: none */
     int64_t last_run_ms;      /* admin_list: its time; TF_TIME_NONE: none */
 } tf_rule_t;

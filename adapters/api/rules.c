@@ -900,6 +900,7 @@ static void hook_read(void *arg, int status, const tf_rule_t *rule) {
                          .n = 1,
                          .trigger = "webhook",
                          .event_json = ev_text,
+                         .tenant_json = rule->tenant_json,
                          .dedup_key = id != NULL ? dedup : NULL};
     int rc = ev_text == NULL ? TF_ENOMEM : tf_uc_rules_fire(lp->uc, &fire, hook_fired, req);
     if (rc != 0) {

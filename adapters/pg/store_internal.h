@@ -29,6 +29,7 @@ struct tf_pg_store {
     /* rule runs waiting for the next group commit (store_rules.c) */
     tf__pg_run_rec_t *runs_head, *runs_tail;
     int runs_in_flight;
+    unsigned job_ord; /* the last `ord` given to a rule's job row */
 };
 
 /* The statements of each part, prepared on every connection. */

@@ -135,6 +135,11 @@
     " NOT EXISTS (SELECT 1 FROM gate) AND NOT EXISTS (SELECT 1 FROM rule_runs"                     \
     "  WHERE rule_id = $3::uuid AND tenant_id = $1::uuid AND dedup_key = $6)"
 
+/* ctx.tenant of the tenant `t`, as tf_uc_tenant_json writes it. */
+#define TENANT_JSON                                                                                \
+    "json_build_object('id', t.id, 'name', t.name, 'plan', t.plan, 'attributes',"                  \
+    "  t.attributes)::text"
+
 /* $1 now, $2 node, $3 lease ms, $4 limit: the live cron rules due at $1
  * that no node holds, leased to $2, with their source and tenant (NULL: a
  * platform rule). */
@@ -145,8 +150,7 @@
     " r AS (UPDATE rules r SET fire_lease_by = $2, fire_lease_until = $1::timestamptz"             \
     "  + $3::integer * interval '1 millisecond' FROM due WHERE r.id = due.id RETURNING r.*)"       \
     " SELECT " RULE_COLUMNS ", v.source AS source, CASE WHEN t.id IS NOT NULL THEN"                \
-    "  json_build_object('id', t.id, 'name', t.name, 'plan', t.plan, 'attributes',"                \
-    "  t.attributes)::text END AS tenant_json FROM r JOIN rule_versions v"                         \
+    "  " TENANT_JSON " END AS tenant_json FROM r JOIN rule_versions v"                             \
     " ON v.rule_id = r.id AND v.version = r.version LEFT JOIN tenants t ON t.id = r.tenant_id"
 
 /* $1 node; per rule: $2 id, $3 tenant (NULL: a platform rule), $4
@@ -245,11 +249,13 @@
 #define SQL_STATE                                                                                  \
     "SELECT state::text, version FROM rule_states WHERE tenant_id = $1::uuid AND rule_id = $2::uuid"
 
-/* $1 hook key: the enabled live webhook rule, its source and secret. */
+/* $1 hook key: the enabled live webhook rule, its source and secret, and
+ * its tenant's ctx.tenant (read with it: one round trip per delivery). */
 #define SQL_HOOK_RULE                                                                              \
     "SELECT " RULE_COLUMNS ", v.source AS source, r.hook_secret, r.hook_secret_previous,"          \
-    " r.hook_secret_previous_until FROM rules r"                                                   \
+    " r.hook_secret_previous_until, " TENANT_JSON " AS tenant_json FROM rules r"                   \
     " JOIN rule_versions v ON v.rule_id = r.id AND v.version = r.version"                          \
+    " JOIN tenants t ON t.id = r.tenant_id"                                                        \
     " WHERE r.hook_key = $1 AND r.deleted_at IS NULL AND r.enabled"                                \
     " AND r.trigger_kind = 'webhook'"
 
@@ -520,8 +526,9 @@ static int event_rules(void *ctx, const char *tenant_id, const char *name, tf_ru
  *
  * Runs are recorded in groups: while RUNS_IN_FLIGHT groups are being
  * committed, new runs wait, and go together in the next group (up to
- * RUNS_GROUP_MAX runs, each its run statement and, when it created jobs,
- * their insert), one transaction and one commit for all.  A run's
+ * RUNS_GROUP_MAX runs: each its run statement, then one insert of every
+ * job they created, each row guarded by its run), one transaction and one
+ * commit for all.  A run's
  * statements never fail for a reason of its own (repeats and stale
  * states are answers, not errors), so a group fails only when the
  * database does; then each run of it is tried again alone, so that one
@@ -532,7 +539,7 @@ enum { RUN_PARAMS = 15, RUNS_IN_FLIGHT = 2, RUNS_GROUP_MAX = 64 };
 struct tf__pg_run_rec {
     tf__pg_run_rec_t *next;
     char *values[RUN_PARAMS]; /* owned copies (NULL: SQL NULL) */
-    char *rows;               /* the jobs as submit rows; NULL: none */
+    char *rows;               /* its jobs as a JSON array of submit rows; NULL: none */
     tf_rule_recorded_cb cb;
     void *arg;
 };
@@ -572,11 +579,10 @@ static void group_done(const tf_pg_reply_t *reply, void *arg) {
     s->runs_in_flight -= g->alone ? 0 : 1;
     tf__pg_run_rec_t *r = g->recs;
     if (reply->status == 0) {
-        size_t k = 0; /* the result of each run's first statement */
+        size_t k = 0; /* the runs' statements come first, in order */
         while (r != NULL) {
             tf__pg_run_rec_t *next = r->next;
-            rec_answer(r, 0, reply->results[k]);
-            k += r->rows != NULL ? 2 : 1;
+            rec_answer(r, 0, reply->results[k++]);
             rec_free(r);
             r = next;
         }
@@ -599,32 +605,61 @@ static void group_done(const tf_pg_reply_t *reply, void *arg) {
     runs_flush(s);
 }
 
+/* The jobs of the runs `recs` as one JSON array of submit rows (each
+ * run's array without its brackets); NULL when none created jobs or out
+ * of memory (*oom set). */
+static char *group_rows(const tf__pg_run_rec_t *recs, int *oom) {
+    size_t len = 0;
+    for (const tf__pg_run_rec_t *r = recs; r != NULL; r = r->next) {
+        len += r->rows != NULL ? strlen(r->rows) : 0;
+    }
+    char *out = len > 0 ? malloc(len + 2) : NULL;
+    *oom = len > 0 && out == NULL;
+    if (out == NULL) {
+        return NULL;
+    }
+    size_t at = 1;
+    out[0] = '[';
+    for (const tf__pg_run_rec_t *r = recs; r != NULL; r = r->next) {
+        size_t n = r->rows != NULL ? strlen(r->rows) : 0;
+        if (n > 2) { /* "[...]": its items, after a comma but for the first */
+            if (at > 1) {
+                out[at++] = ',';
+            }
+            memcpy(out + at, r->rows + 1, n - 2);
+            at += n - 2;
+        }
+    }
+    out[at++] = ']';
+    out[at] = '\0';
+    return out;
+}
+
 /* Sends `n` linked runs as one transaction.  Returns 0 or a TF_E* code
  * (nothing sent; the runs are the caller's still). */
 static int group_send(tf_pg_store_t *s, tf__pg_run_rec_t *recs, size_t n, int alone) {
     run_group_t *g = malloc(sizeof(*g));
-    tf_pg_stmt_t *stmts = calloc(2 * n, sizeof(*stmts));
-    const char **job_values = calloc(2 * n, sizeof(*job_values));
-    if (g == NULL || stmts == NULL || job_values == NULL) {
-        free(g), free(stmts), free(job_values);
+    tf_pg_stmt_t *stmts = calloc(n + 1, sizeof(*stmts));
+    int oom = 0;
+    char *rows = g != NULL && stmts != NULL ? group_rows(recs, &oom) : NULL;
+    if (g == NULL || stmts == NULL || oom) {
+        free(g), free(stmts);
         return TF_ENOMEM;
     }
     *g = (run_group_t){.s = s, .recs = recs, .n = n, .alone = alone};
-    size_t k = 0, i = 0;
-    for (tf__pg_run_rec_t *r = recs; r != NULL; r = r->next, i++) {
+    size_t k = 0;
+    for (tf__pg_run_rec_t *r = recs; r != NULL; r = r->next) {
         stmts[k++] = (tf_pg_stmt_t){.prepared = "rule_record_run",
                                     .nparams = RUN_PARAMS,
                                     .values = (const char *const *)r->values};
-        if (r->rows != NULL) {
-            job_values[2 * i] = r->rows;
-            job_values[2 * i + 1] = "false";
-            stmts[k++] = (tf_pg_stmt_t){
-                .prepared = "jobs_submit_rule", .nparams = 2, .values = &job_values[2 * i]};
-        }
+    }
+    const char *job_values[2] = {rows, "false"};
+    if (rows != NULL) {
+        stmts[k++] = (tf_pg_stmt_t){.prepared = "jobs_submit_rule", .nparams = 2, .values = job_values};
     }
     int rc = tf_pg_submit(s->pool, stmts, k, 0, group_done, g);
     free(stmts);
-    free(job_values);
+    free(rows);
     if (rc != 0) {
         free(g);
     } else if (!alone) {
@@ -678,8 +713,9 @@ static int record_run(void *ctx, const tf_rule_run_t *run, tf_rule_recorded_cb c
         tf_jbuf_t rows;
         tf_jbuf_init(&rows);
         tf_jbuf_arr_open(&rows);
-        for (size_t i = 0; i < run->njobs; i++) {
-            tf__pg_write_job_row(&rows, run->jobs[i], (int)i, run->id);
+        for (size_t i = 0; i < run->njobs; i++) { /* ords unique within any group */
+            s->job_ord = (s->job_ord + 1) & 0x3fffffff;
+            tf__pg_write_job_row(&rows, run->jobs[i], (int)s->job_ord, run->id);
         }
         tf_jbuf_arr_close(&rows);
         r->rows = tf__pg_jbuf_text(&rows);

@@ -402,7 +402,7 @@ def webhook_rule(name, scheme):
     src = (f'return {{\n  name = "{name}",\n  trigger = tf.webhook{{scheme = "{scheme}"}},\n'
            '  action = function(ev, ctx)\n'
            '    tf.enqueue{type = "Fulfil", queue = "orders", payload = {order = ev.body.order,'
-           ' scheme = ev.scheme}}\n  end,\n}\n')
+           ' scheme = ev.scheme, tenant = ctx.tenant.id}}\n  end,\n}\n')
     return expect(post(src), 201)
 
 
@@ -414,7 +414,8 @@ def test_signed_webhooks_fire_once_and_bad_signatures_fire_nothing():
                                   "TaskFlow-Event-Id": "pay-1"}), 202)
     assert got["outcome"] == "fired" and len(got["jobs"]) == 1, got
     job = expect(get(f"/v1/jobs/{got['jobs'][0]}"), 200)
-    assert job["payload"] == {"order": 7, "scheme": "taskflow"} and job["rule_id"] == r["id"]
+    assert job["payload"] == {"order": 7, "scheme": "taskflow", "tenant": TENANT}, job
+    assert job["rule_id"] == r["id"], job
     assert job["correlation_id"] == "pay-1", job
     again = expect(hook(url, body, {"TaskFlow-Signature": taskflow_sig(secret, body),
                                     "TaskFlow-Event-Id": "pay-1"}), 202)
@@ -425,7 +426,8 @@ def test_signed_webhooks_fire_once_and_bad_signatures_fire_nothing():
         {},
         {"TaskFlow-Signature": taskflow_sig("0" * 64, body)},
         {"TaskFlow-Signature": taskflow_sig(secret, body, now - 301)},
-        {"TaskFlow-Signature": taskflow_sig(secret, body, now + 301)},
+        # 310, not 301: the server's second may have ticked since `now`.
+        {"TaskFlow-Signature": taskflow_sig(secret, body, now + 310)},
         {"TaskFlow-Signature": taskflow_sig(secret, body + b" ")},
         {"TaskFlow-Signature": f"t={now},v1=zz"},
         {"TaskFlow-Signature": "v1=" + mac(secret.encode(), body).hexdigest()},
