@@ -14,7 +14,8 @@
  *   POST   /v1/rules/{id}/disable    200 Rule
  *   POST   /v1/rules/{id}/test       body {"event": {...}} (optional): a dry
  *          run of the current version, nothing written: 200 {"condition",
- *          "jobs", "state", "error"}
+ *          "jobs", "state", "error", "logs"}; on /v1/admin/rules/{id}/test
+ *          the body also names the tenant to run as ("tenant_id", required)
  *   GET    /v1/rules/{id}/runs       {"runs": [RuleRun...], "next_cursor"}:
  *          newest first; ?limit=, ?cursor= (the last run's id), ?outcome=
  *   POST   /v1/events                {"name", "data"?, "id"?}: 202 {"runs":
@@ -38,6 +39,7 @@
 #include "adapters/usecases/rules.h"
 #include "engine/error.h"
 #include "engine/hex.h"
+#include "engine/uuid.h"
 
 #define NO_RULE "no such rule"
 
@@ -367,6 +369,10 @@ static void tested(void *arg, int status, const tf_rule_outcome_t *o) {
         tf_http_respond_error(req, 404, "not_found", NO_RULE, NULL);
         return;
     }
+    if (status == TF_EINVAL) { /* a platform rule's dry run as an unknown tenant */
+        tf_api_invalid(req, "tenant_id", "no such tenant");
+        return;
+    }
     if (status != 0) {
         tf_api_respond_status(req, status);
         return;
@@ -412,11 +418,16 @@ static void test_rule(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_
     if (answered) {
         return;
     }
+    /* A platform rule runs as the tenant the operator names, as its firing
+     * for that tenant would. */
+    int platform = OWNER(who->tenant_id) == NULL;
     const char *key;
     json_t *value;
     json_object_foreach(body, key, value) {
-        if (strcmp(key, "event") != 0) {
-            tf_api_invalid(req, key, "unknown field (known: event)");
+        if (strcmp(key, "event") != 0 && (!platform || strcmp(key, "tenant_id") != 0)) {
+            tf_api_invalid(req, key,
+                           platform ? "unknown field (known: tenant_id, event)"
+                                    : "unknown field (known: event)");
             json_decref(body); /* after: `key` is the body's */
             return;
         }
@@ -427,11 +438,26 @@ static void test_rule(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_
         tf_api_invalid(req, "event", "event must be an object");
         return;
     }
+    char tenant[TF_ID_LEN];
+    tf_uuid_t tenant_uuid;
+    const char *tenant_text = json_string_value(json_object_get(body, "tenant_id"));
+    if (platform && (tenant_text == NULL || tf_uuid_parse(tenant_text, &tenant_uuid) != 0)) {
+        json_decref(body);
+        tf_api_invalid(req, "tenant_id",
+                       "a platform rule's dry run needs tenant_id: the id of the tenant to run as");
+        return;
+    }
+    if (platform) {
+        tf_uuid_format(&tenant_uuid, tenant);
+    } else {
+        snprintf(tenant, sizeof(tenant), "%s", who->tenant_id);
+    }
     char *event_json = event != NULL ? json_dumps(event, JSON_COMPACT) : NULL;
     json_decref(body);
     int rc = event != NULL && event_json == NULL
                  ? TF_ENOMEM
-                 : tf_uc_rule_test(lp->uc, who->tenant_id, id, event_json, tested, req);
+                 : tf_uc_rule_test(lp->uc, tenant, OWNER(who->tenant_id), id, event_json, tested,
+                                   req);
     free(event_json);
     if (rc != 0) {
         tf_api_respond_status(req, rc);
@@ -1106,5 +1132,6 @@ const tf_api_route_t tf_api_rule_routes[] = {
     {"POST", "/v1/admin/rules/{id}/enable", TF_ROUTE_ADMIN, enable_rule},
     {"POST", "/v1/admin/rules/{id}/disable", TF_ROUTE_ADMIN, disable_rule},
     {"GET", "/v1/admin/rules/{id}/runs", TF_ROUTE_ADMIN, list_runs},
+    {"POST", "/v1/admin/rules/{id}/test", TF_ROUTE_ADMIN, test_rule},
 };
 const size_t tf_api_rule_routes_count = sizeof(tf_api_rule_routes) / sizeof(tf_api_rule_routes[0]);

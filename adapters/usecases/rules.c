@@ -191,6 +191,7 @@ typedef struct {
     tf_uc_rule_test_cb cb;
     void *arg;
     char tenant_id[TF_ID_LEN], id[TF_ID_LEN];
+    int platform; /* the rule is the platform's, run as tenant_id */
     char *event;  /* NULL: a sample */
     char *tenant; /* ctx.tenant: {id, name, plan, attributes} */
 } test_t;
@@ -291,13 +292,14 @@ char *tf_uc_tenant_json(const tf_tenant_t *tenant) {
 static void tenant_read(void *arg, int status, const tf_tenant_t *tenant) {
     test_t *t = arg;
     if (status == 0 && tenant == NULL) {
-        status = TF_ENOTFOUND;
+        status = TF_EINVAL;
     }
     if (status == 0 && (t->tenant = tf_uc_tenant_json(tenant)) == NULL) {
         status = TF_ENOMEM;
     }
     if (status == 0) {
-        status = t->uc->rules->get(t->uc->rules->ctx, t->tenant_id, t->id, rule_read, t);
+        status = t->uc->rules->get(t->uc->rules->ctx, t->platform ? NULL : t->tenant_id, t->id,
+                                   rule_read, t);
     }
     if (status != 0) {
         t->cb(t->arg, status, NULL);
@@ -305,8 +307,11 @@ static void tenant_read(void *arg, int status, const tf_tenant_t *tenant) {
     }
 }
 
-int tf_uc_rule_test(tf_uc_t *uc, const char *tenant_id, const char *id, const char *event_json,
-                    tf_uc_rule_test_cb cb, void *arg) {
+int tf_uc_rule_test(tf_uc_t *uc, const char *tenant_id, const char *owner, const char *id,
+                    const char *event_json, tf_uc_rule_test_cb cb, void *arg) {
+    if (owner != NULL && strcmp(owner, tenant_id) != 0) {
+        return TF_EINVAL; /* a tenant's rule runs as its tenant only */
+    }
     if (uc->rules == NULL || uc->evaluator == NULL || uc->tenants == NULL) {
         return TF_EUNAVAIL;
     }
@@ -318,6 +323,7 @@ int tf_uc_rule_test(tf_uc_t *uc, const char *tenant_id, const char *id, const ch
     t->uc = uc;
     t->cb = cb;
     t->arg = arg;
+    t->platform = owner == NULL;
     snprintf(t->tenant_id, sizeof(t->tenant_id), "%s", tenant_id);
     snprintf(t->id, sizeof(t->id), "%s", id);
     int rc = uc->tenants->tenant_get(uc->tenants->ctx, tenant_id, tenant_read, t);

@@ -48,13 +48,16 @@ int tf_uc_rule_upload(tf_uc_t *uc, const tf_uc_rule_upload_t *up, tf_uc_rule_upl
  * Other TF_E* codes: the store or the evaluator failed. */
 typedef void (*tf_uc_rule_test_cb)(void *arg, int status, const tf_rule_outcome_t *outcome);
 
-/* A dry run of rule `id` on `event_json` (a JSON object; NULL: a sample
- * event of the rule's trigger).  ctx is {tenant = {id, name, plan,
+/* A dry run of rule `id` of `owner` (a tenant id; NULL: a platform rule)
+ * on `event_json` (a JSON object; NULL: a sample event of the rule's
+ * trigger), evaluated as tenant `tenant_id` in its sandbox, as a firing
+ * for that tenant would be.  ctx is {tenant = {id, name, plan,
  * attributes}, rule = {id, name, version}, state = {}, now, dry_run =
- * true}.  Returns 0 and calls `cb`
- * later, or a TF_E* code and never calls it. */
-int tf_uc_rule_test(tf_uc_t *uc, const char *tenant_id, const char *id, const char *event_json,
-                    tf_uc_rule_test_cb cb, void *arg);
+ * true}.  TF_ENOTFOUND: no such rule of `owner`; TF_EINVAL: no tenant
+ * `tenant_id`.  Returns 0 and calls `cb` later, or a TF_E* code and never
+ * calls it. */
+int tf_uc_rule_test(tf_uc_t *uc, const char *tenant_id, const char *owner, const char *id,
+                    const char *event_json, tf_uc_rule_test_cb cb, void *arg);
 
 /* ctx.tenant of a rule run: {id, name, plan, attributes} as JSON (caller
  * frees); NULL when out of memory. */

@@ -287,6 +287,8 @@ def test_dry_run_inputs():
     expect(dry_run(r["id"], {"event": [1]}), 422, "validation_failed", "event")
     expect(dry_run(r["id"], {"event": "x"}), 422, "validation_failed", "event")
     expect(dry_run(r["id"], {"event": {}, "extra": 1}), 422, "validation_failed", "extra")
+    # Only a platform rule's dry run names a tenant to run as.
+    expect(dry_run(r["id"], {"tenant_id": TENANT}), 422, "validation_failed", "tenant_id")
     bad = tf.request("POST", f"/v1/rules/{r['id']}/test", b"{not json",
                      headers=auth(KEY, **{"Content-Type": "application/json"}))
     expect(bad, 400)

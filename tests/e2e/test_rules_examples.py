@@ -83,6 +83,25 @@ def test_pro_billing_across_the_autumn_change():
         rule = expect(lua(node, "POST", "/v1/admin/rules", "pro_billing.lua", ADMIN), 201)
         # 07:00 CEST on Saturday 30 October is 05:00Z.
         assert rule["next_fire_at"] == "2027-10-30T05:00:00.000Z", rule
+        # The operator dry-runs it as a tenant (that tenant's ctx.tenant, in
+        # its sandbox, state {}): nothing is written.
+        test = f"/v1/admin/rules/{rule['id']}/test"
+        dry = expect(admin(node, "POST", test, {"tenant_id": acme}), 200)
+        assert dry["condition"] is True and dry["state"] == {"last_usage": 100}, dry
+        [job] = dry["jobs"]
+        assert job["type"] == "RecalculateBilling" and job["payload"]["tenant"] == acme, dry
+        assert job["payload"]["usage"] == 100 and job["rule_id"] == rule["id"], dry
+        dry = expect(admin(node, "POST", test, {"tenant_id": free, "event": {"at": "x"}}), 200)
+        assert dry["condition"] is False and dry["jobs"] == [], dry
+        for bad in ({}, {"event": {}}, {"tenant_id": "acme"}, {"tenant_id": 7},
+                    {"tenant_id": str(uuid.uuid4())}):
+            expect(admin(node, "POST", test, bad), 422, "validation_failed", "tenant_id")
+        expect(admin(node, "POST", test, {"tenant_id": acme, "tenant": acme}), 422,
+               "validation_failed", "tenant")
+        expect(admin(node, "POST", f"/v1/admin/rules/{uuid.uuid4()}/test", {"tenant_id": acme}),
+               404, "not_found")
+        assert billing_jobs() == [], billing_jobs()
+        assert expect(admin(node, "GET", f"/v1/admin/rules/{rule['id']}/runs"), 200)["runs"] == []
         clock(at("2027-10-30T05:00:01.000Z"))
         wait_for(lambda: len(billing_jobs()) == 2, 15, what="the first day's jobs")
         assert billing_jobs() == sorted([f"{acme} 100", f"{globex} 7"]), billing_jobs()
@@ -118,6 +137,7 @@ def test_pro_billing_across_the_autumn_change():
         key = expect(admin(node, "POST", f"/v1/admin/tenants/{acme}/keys", {}), 201)["token"]
         assert expect(node.request("GET", "/v1/rules", headers=auth(key)), 200)["rules"] == []
         expect(node.request("GET", f"/v1/rules/{rule['id']}", headers=auth(key)), 404)
+        expect(node.request("POST", f"/v1/rules/{rule['id']}/test", {}, headers=auth(key)), 404)
     finally:
         node.stop()
         db.drop()
