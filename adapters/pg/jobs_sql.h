@@ -57,6 +57,14 @@ enum {
 
 #define TF_SQL_SUBMIT TF_SQL_SUBMIT_INPUT("") TF_SQL_SUBMIT_REST
 
+/* Run first in a submission's transaction: its statements keep their
+ * generic plans.  Left to choose, PostgreSQL switched the submission to a
+ * custom plan per execution once autovacuum had analyzed the tables (0.66
+ * ms of planning per statement; pg_stat_statements under bench/hooks.sh),
+ * and no value of $1 or $2 makes another plan better.  Local: it ends with
+ * the transaction. */
+#define TF_SQL_GENERIC_PLANS "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"
+
 /* The guards below end in OFFSET 0 so that they stay a per-row probe of
  * the primary key: without it the planner may turn EXISTS into a hash
  * semi-join, and a generic plan made while the table was small scans all

@@ -17,7 +17,8 @@
 #include "adapters/pg/store.h"
 #include "engine/timefmt.h"
 
-typedef struct tf__pg_run_rec tf__pg_run_rec_t; /* store_rules.c */
+typedef struct tf__pg_run_rec tf__pg_run_rec_t;   /* store_rules.c */
+typedef struct tf__pg_hook_req tf__pg_hook_req_t; /* store_rules.c */
 
 struct tf_pg_store {
     tf_pg_pool_t *pool;
@@ -30,6 +31,9 @@ struct tf_pg_store {
     tf__pg_run_rec_t *runs_head, *runs_tail;
     int runs_in_flight;
     unsigned job_ord; /* the last `ord` given to a rule's job row */
+    /* webhook deliveries waiting for their rule to be read (store_rules.c) */
+    tf__pg_hook_req_t *hooks_head, *hooks_tail;
+    int hooks_in_flight;
 };
 
 /* The statements of each part, prepared on every connection. */

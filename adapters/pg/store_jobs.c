@@ -18,6 +18,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Woverlength-strings"
 const tf_pg_prepared_t tf__pg_jobs_prepared[] = {
+    {"generic_plans", TF_SQL_GENERIC_PLANS},
     {"jobs_submit", TF_SQL_SUBMIT},
     {"jobs_submit_children", TF_SQL_SUBMIT_CHILDREN},
     {"jobs_submit_rule", TF_SQL_SUBMIT_RULE_JOBS},

@@ -249,14 +249,15 @@
 #define SQL_STATE                                                                                  \
     "SELECT state::text, version FROM rule_states WHERE tenant_id = $1::uuid AND rule_id = $2::uuid"
 
-/* $1 hook key: the enabled live webhook rule, its source and secret, and
- * its tenant's ctx.tenant (read with it: one round trip per delivery). */
+/* $1 hook keys (text[]): the enabled live webhook rules they name, each
+ * with its source and secrets and its tenant's ctx.tenant (read with it:
+ * one round trip per delivery, shared by the deliveries read together). */
 #define SQL_HOOK_RULE                                                                              \
     "SELECT " RULE_COLUMNS ", v.source AS source, r.hook_secret, r.hook_secret_previous,"          \
     " r.hook_secret_previous_until, " TENANT_JSON " AS tenant_json FROM rules r"                   \
     " JOIN rule_versions v ON v.rule_id = r.id AND v.version = r.version"                          \
     " JOIN tenants t ON t.id = r.tenant_id"                                                        \
-    " WHERE r.hook_key = $1 AND r.deleted_at IS NULL AND r.enabled"                                \
+    " WHERE r.hook_key = ANY ($1::text[]) AND r.deleted_at IS NULL AND r.enabled"                  \
     " AND r.trigger_kind = 'webhook'"
 
 /* $1 tenant (NULL: every tenant's runs of a platform rule), $2 rule, $3
@@ -579,7 +580,7 @@ static void group_done(const tf_pg_reply_t *reply, void *arg) {
     s->runs_in_flight -= g->alone ? 0 : 1;
     tf__pg_run_rec_t *r = g->recs;
     if (reply->status == 0) {
-        size_t k = 0; /* the runs' statements come first, in order */
+        size_t k = 1; /* the runs' statements, in order, after generic_plans */
         while (r != NULL) {
             tf__pg_run_rec_t *next = r->next;
             rec_answer(r, 0, reply->results[k++]);
@@ -639,7 +640,7 @@ static char *group_rows(const tf__pg_run_rec_t *recs, int *oom) {
  * (nothing sent; the runs are the caller's still). */
 static int group_send(tf_pg_store_t *s, tf__pg_run_rec_t *recs, size_t n, int alone) {
     run_group_t *g = malloc(sizeof(*g));
-    tf_pg_stmt_t *stmts = calloc(n + 1, sizeof(*stmts));
+    tf_pg_stmt_t *stmts = calloc(n + 2, sizeof(*stmts));
     int oom = 0;
     char *rows = g != NULL && stmts != NULL ? group_rows(recs, &oom) : NULL;
     if (g == NULL || stmts == NULL || oom) {
@@ -648,6 +649,7 @@ static int group_send(tf_pg_store_t *s, tf__pg_run_rec_t *recs, size_t n, int al
     }
     *g = (run_group_t){.s = s, .recs = recs, .n = n, .alone = alone};
     size_t k = 0;
+    stmts[k++] = (tf_pg_stmt_t){.prepared = "generic_plans"};
     for (tf__pg_run_rec_t *r = recs; r != NULL; r = r->next) {
         stmts[k++] = (tf_pg_stmt_t){.prepared = "rule_record_run",
                                     .nparams = RUN_PARAMS,
@@ -762,16 +764,6 @@ static int record_run(void *ctx, const tf_rule_run_t *run, tf_rule_recorded_cb c
     return 0;
 }
 
-static void hook_done(const tf_pg_reply_t *reply, void *arg) {
-    tf__pg_pending_t *p = arg;
-    tf_rule_t *rules = NULL;
-    size_t n = 0;
-    int rc = tf__pg_rows(reply, sizeof(*rules), decode_rule, (void **)&rules, &n);
-    ((tf_rule_get_cb)p->cb)(p->arg, rc, rc == 0 && n == 1 ? &rules[0] : NULL);
-    free(rules);
-    free(p);
-}
-
 static void state_done(const tf_pg_reply_t *reply, void *arg) {
     tf__pg_pending_t *p = arg;
     const PGresult *res = reply->status == 0 ? reply->results[0] : NULL;
@@ -787,9 +779,110 @@ static int rule_state(void *ctx, const char *tenant_id, const char *rule_id, tf_
     return tf__pg_run_pending(ctx, "rule_state", values, 2, state_done, (void (*)(void))cb, arg);
 }
 
+/* ---- webhook rules: read in groups ----
+ *
+ * Deliveries that arrive while HOOKS_IN_FLIGHT reads are out wait and are
+ * read together by the next (up to HOOKS_GROUP_MAX keys in one
+ * statement): a delivery's rule is always read fresh, but the database
+ * wakes once for a group. */
+
+enum { HOOKS_IN_FLIGHT = 2, HOOKS_GROUP_MAX = 64 };
+
+struct tf__pg_hook_req {
+    tf__pg_hook_req_t *next;
+    char key[TF_RULE_HOOK_KEY_LEN + 1];
+    tf_rule_get_cb cb;
+    void *arg;
+};
+
+typedef struct {
+    tf_pg_store_t *s;
+    tf__pg_hook_req_t *reqs;
+} hook_group_t;
+
+static void hooks_flush(tf_pg_store_t *s);
+
+static void hook_group_done(const tf_pg_reply_t *reply, void *arg) {
+    hook_group_t *g = arg;
+    tf_pg_store_t *s = g->s;
+    s->hooks_in_flight--;
+    tf_rule_t *rules = NULL;
+    size_t n = 0;
+    int rc = tf__pg_rows(reply, sizeof(*rules), decode_rule, (void **)&rules, &n);
+    for (tf__pg_hook_req_t *q = g->reqs; q != NULL;) {
+        tf__pg_hook_req_t *next = q->next;
+        const tf_rule_t *found = NULL;
+        for (size_t i = 0; rc == 0 && i < n && found == NULL; i++) {
+            found = rules[i].hook_key != NULL && strcmp(rules[i].hook_key, q->key) == 0 ? &rules[i]
+                                                                                        : NULL;
+        }
+        q->cb(q->arg, rc, found);
+        free(q);
+        q = next;
+    }
+    free(rules);
+    free(g);
+    hooks_flush(s);
+}
+
+/* Reads the waiting deliveries' rules in groups while fewer than
+ * HOOKS_IN_FLIGHT reads are out. */
+static void hooks_flush(tf_pg_store_t *s) {
+    while (s->hooks_head != NULL && s->hooks_in_flight < HOOKS_IN_FLIGHT) {
+        const char *keys[HOOKS_GROUP_MAX];
+        tf__pg_hook_req_t *first = s->hooks_head, *last = first;
+        size_t n = 1;
+        keys[0] = first->key;
+        while (last->next != NULL && n < HOOKS_GROUP_MAX) {
+            last = last->next;
+            keys[n++] = last->key;
+        }
+        s->hooks_head = last->next;
+        if (s->hooks_head == NULL) {
+            s->hooks_tail = NULL;
+        }
+        last->next = NULL;
+        hook_group_t *g = malloc(sizeof(*g));
+        char *list = g != NULL ? tf__pg_text_array(keys, n) : NULL;
+        const char *values[1] = {list};
+        int rc = list != NULL ? tf__pg_run(s, "rule_hook", values, 1, hook_group_done, g)
+                              : TF_ENOMEM;
+        free(list);
+        if (rc == 0) {
+            *g = (hook_group_t){.s = s, .reqs = first};
+            s->hooks_in_flight++;
+            continue;
+        }
+        free(g);
+        for (tf__pg_hook_req_t *q = first; q != NULL;) {
+            tf__pg_hook_req_t *next = q->next;
+            q->cb(q->arg, rc, NULL);
+            free(q);
+            q = next;
+        }
+    }
+}
+
 static int hook_rule(void *ctx, const char *hook_key, tf_rule_get_cb cb, void *arg) {
-    const char *values[1] = {hook_key};
-    return tf__pg_run_pending(ctx, "rule_hook", values, 1, hook_done, (void (*)(void))cb, arg);
+    tf_pg_store_t *s = ctx;
+    if (strlen(hook_key) != TF_RULE_HOOK_KEY_LEN) {
+        cb(arg, 0, NULL); /* names no rule */
+        return 0;
+    }
+    tf__pg_hook_req_t *q = malloc(sizeof(*q));
+    if (q == NULL) {
+        return TF_ENOMEM;
+    }
+    *q = (tf__pg_hook_req_t){.cb = cb, .arg = arg};
+    memcpy(q->key, hook_key, sizeof(q->key));
+    if (s->hooks_tail != NULL) {
+        s->hooks_tail->next = q;
+    } else {
+        s->hooks_head = q;
+    }
+    s->hooks_tail = q;
+    hooks_flush(s);
+    return 0;
 }
 
 static int decode_run(const PGresult *res, int row, void *item) {

@@ -400,12 +400,12 @@ def taskflow_sig(secret, body, t=None):
     return f"t={t},v1=" + mac(secret.encode(), str(t).encode(), b".", body).hexdigest()
 
 
-def webhook_rule(name, scheme):
+def webhook_rule(name, scheme, token=None):
     src = (f'return {{\n  name = "{name}",\n  trigger = tf.webhook{{scheme = "{scheme}"}},\n'
            '  action = function(ev, ctx)\n'
            '    tf.enqueue{type = "Fulfil", queue = "orders", payload = {order = ev.body.order,'
            ' scheme = ev.scheme, tenant = ctx.tenant.id}}\n  end,\n}\n')
-    return expect(post(src), 201)
+    return expect(post(src, token), 201)
 
 
 def test_signed_webhooks_fire_once_and_bad_signatures_fire_nothing():
@@ -455,6 +455,45 @@ def test_signed_webhooks_fire_once_and_bad_signatures_fire_nothing():
     expect(hook(url, body, {"TaskFlow-Signature": taskflow_sig(secret, body)}), 401,
            "unauthorized")
     assert jobs_of_rule(r["id"]) == "1"
+
+
+def test_concurrent_deliveries_each_get_their_own_rule():
+    """Deliveries arriving together are looked up together: each must get
+    its own rule, tenant and answer, whatever else shares its lookup."""
+    mine, also = webhook_rule("together-a", "taskflow"), webhook_rule("together-b", "taskflow")
+    theirs = webhook_rule("together-c", "taskflow", OTHER_KEY)
+    off = webhook_rule("together-off", "taskflow")
+    expect(call("POST", f"/v1/rules/{off['id']}/disable"), 200)
+    targets = [(mine, TENANT), (also, TENANT), (theirs, OTHER), (off, None),
+               ({"hook_url": "/v1/hooks/" + "ab" * 16, "hook_secret": "0" * 64}, None)]
+    answers = {}
+
+    def send(k):
+        for i in range(8):
+            rule, tenant = targets[(k + i) % len(targets)]
+            body = json.dumps({"order": k * 100 + i}).encode()
+            status, _, got = hook(rule["hook_url"], body, {
+                "TaskFlow-Signature": taskflow_sig(rule["hook_secret"], body),
+                "TaskFlow-Event-Id": f"together-{k}-{i}"})
+            answers[(k, i)] = (rule, tenant, status, got)
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(answers) == 80, len(answers)
+    for (k, i), (rule, tenant, status, got) in answers.items():
+        if tenant is None:
+            assert status == 401 and got["error"]["code"] == "unauthorized", (rule, got)
+            continue
+        assert status == 202 and got["outcome"] == "fired", (rule, got)
+        [job] = db.sql(f"SELECT rule_id || ' ' || (payload ->> 'tenant') || ' '"
+                       f" || (payload ->> 'order') FROM jobs WHERE id = '{got['jobs'][0]}'")\
+            .split("\n")
+        assert job == f"{rule['id']} {tenant} {k * 100 + i}", (job, rule["name"])
+    assert jobs_of_rule(off["id"]) == "0"
+    assert sum(int(jobs_of_rule(r["id"])) for r in (mine, also, theirs)) == 48
 
 
 def test_rotating_a_secret_keeps_the_old_one_for_its_grace_period():
@@ -571,7 +610,7 @@ if __name__ == "__main__":
     db = Database("rules")
     tf = TaskFlow(db.url, env={"TASKFLOW_ADMIN_TOKEN": ADMIN})
     TENANT, KEY, _ = harness.new_tenant(tf, ADMIN, "rules")
-    _, OTHER_KEY, _ = harness.new_tenant(tf, ADMIN, "rules-other")
+    OTHER, OTHER_KEY, _ = harness.new_tenant(tf, ADMIN, "rules-other")
     try:
         run_tests([test_each_trigger_kind_is_created_and_read_back,
                    test_versions_enable_disable_delete,
@@ -584,6 +623,7 @@ if __name__ == "__main__":
                    test_an_event_fires_its_rules_once_and_records_runs_jobs_and_state,
                    test_bad_events_and_run_queries,
                    test_signed_webhooks_fire_once_and_bad_signatures_fire_nothing,
+                   test_concurrent_deliveries_each_get_their_own_rule,
                    test_rotating_a_secret_keeps_the_old_one_for_its_grace_period,
                    test_github_stripe_and_standard_webhooks_schemes,
                    test_overlapping_firings_lose_no_state])
