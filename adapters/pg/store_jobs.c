@@ -157,7 +157,7 @@ static void submit_done(const tf_pg_reply_t *reply, void *arg) {
         free(op);
         return;
     }
-    const PGresult *res = reply->results[0];
+    const PGresult *res = reply->results[1]; /* after generic_plans */
     size_t n = (size_t)PQntuples(res);
     tf_submit_result_t *results = n == op->n ? calloc(n, sizeof(*results)) : NULL;
     char(*missing)[TF_ID_LEN] = results != NULL ? calloc(n, TF_ID_LEN) : NULL;
@@ -216,9 +216,12 @@ static int submit(void *ctx, const tf_new_job_t *const *jobs, size_t n, int all_
     }
     *op = (submit_op_t){.cb = cb, .arg = arg, .n = n, .all_or_nothing = all_or_nothing};
     const char *submit_values[2] = {rows, all_or_nothing ? "true" : "false"};
-    tf_pg_stmt_t stmt = {.prepared = "jobs_submit", .nparams = 2, .values = submit_values};
+    tf_pg_stmt_t stmts[2] = {
+        {.prepared = "generic_plans"},
+        {.prepared = "jobs_submit", .nparams = 2, .values = submit_values},
+    };
     tf_pg_store_t *s = ctx;
-    int rc = tf_pg_submit(s->pool, &stmt, 1, 0, submit_done, op);
+    int rc = tf_pg_submit(s->pool, stmts, 2, 0, submit_done, op);
     free(rows);
     if (rc != 0) {
         free(op);
