@@ -454,10 +454,10 @@ static void test_rule(tf_http_req_t *req, tf_api_loop_t *lp, const tf_principal_
     }
     char *event_json = event != NULL ? json_dumps(event, JSON_COMPACT) : NULL;
     json_decref(body);
-    int rc = event != NULL && event_json == NULL
-                 ? TF_ENOMEM
-                 : tf_uc_rule_test(lp->uc, tenant, OWNER(who->tenant_id), id, event_json, tested,
-                                   req);
+    int rc =
+        event != NULL && event_json == NULL
+            ? TF_ENOMEM
+            : tf_uc_rule_test(lp->uc, tenant, OWNER(who->tenant_id), id, event_json, tested, req);
     free(event_json);
     if (rc != 0) {
         tf_api_respond_status(req, rc);

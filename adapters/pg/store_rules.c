@@ -657,7 +657,8 @@ static int group_send(tf_pg_store_t *s, tf__pg_run_rec_t *recs, size_t n, int al
     }
     const char *job_values[2] = {rows, "false"};
     if (rows != NULL) {
-        stmts[k++] = (tf_pg_stmt_t){.prepared = "jobs_submit_rule", .nparams = 2, .values = job_values};
+        stmts[k++] =
+            (tf_pg_stmt_t){.prepared = "jobs_submit_rule", .nparams = 2, .values = job_values};
     }
     int rc = tf_pg_submit(s->pool, stmts, k, 0, group_done, g);
     free(stmts);
@@ -845,8 +846,8 @@ static void hooks_flush(tf_pg_store_t *s) {
         hook_group_t *g = malloc(sizeof(*g));
         char *list = g != NULL ? tf__pg_text_array(keys, n) : NULL;
         const char *values[1] = {list};
-        int rc = list != NULL ? tf__pg_run(s, "rule_hook", values, 1, hook_group_done, g)
-                              : TF_ENOMEM;
+        int rc =
+            list != NULL ? tf__pg_run(s, "rule_hook", values, 1, hook_group_done, g) : TF_ENOMEM;
         free(list);
         if (rc == 0) {
             *g = (hook_group_t){.s = s, .reqs = first};

@@ -1,8 +1,10 @@
 /*
  * events.c - custom events firing the tenant's rules (see events.h).
  *
- * The rules run one after another: each is evaluated, then its run is
- * recorded with its jobs and state in one transaction, then the next.
+ * An event's rules fire side by side, up to FIRE_WINDOW at a time: each
+ * is evaluated, then its run is recorded with its jobs and state (the
+ * store commits the runs that arrive together in one transaction).  The
+ * answer lists them in the order the rules were given.
  */
 #include "adapters/usecases/events.h"
 
@@ -16,14 +18,21 @@
 #include "engine/names.h"
 #include "engine/utf8.h"
 
-enum { TF_RULE_STATE_TRIES = 50 }; /* evaluations of one firing whose state keeps changing */
+enum {
+    TF_RULE_STATE_TRIES = 50, /* evaluations of one firing whose state keeps changing */
+    FIRE_WINDOW = 16          /* an event's rules being fired at once */
+};
+
+typedef struct post post_t;
 
 /* A rule the event fires, copied out of the store's answer. */
 typedef struct {
+    post_t *post;
     char id[TF_ID_LEN], name[TF_SCRIPT_NAME_MAX + 1];
     int version, has_condition;
     char *source, *state;
     int64_t state_version;
+    int64_t started_ms;
     int tries; /* evaluations: the state changed under the earlier ones */
     size_t source_len;
 } target_t;
@@ -38,7 +47,7 @@ typedef struct {
     char *first_jobs; /* a duplicate: the first run's jobs */
 } fired_t;
 
-typedef struct {
+struct post {
     tf_uc_t *uc;
     tf_uc_event_cb cb;
     void *arg;
@@ -47,10 +56,11 @@ typedef struct {
     char *trigger, *event, *tenant, *id;
     target_t *targets;
     fired_t *fired;
-    size_t n, next;
-    int given; /* the rules to fire were given: no lookup by event name */
-    int64_t started_ms;
-} post_t;
+    size_t n, started, in_flight;
+    int status;         /* the first failure: no more rules start */
+    int pumping, again; /* pump() is running; a rule ended meanwhile */
+    int given;          /* the rules to fire were given: no lookup by event name */
+};
 
 static void post_free(post_t *p) {
     for (size_t i = 0; i < p->n; i++) {
@@ -88,39 +98,72 @@ static void answer(post_t *p, int status) {
     post_free(p);
 }
 
-static void fire_next(post_t *p);
+static void pump(post_t *p);
+static void fire_one(target_t *t);
 
 static char *dup_or_null(const char *s) {
     return s != NULL ? strdup(s) : NULL;
 }
 
+/* Rule `t` is done (status 0) or failed: the next may start. */
+static void target_done(target_t *t, int status) {
+    post_t *p = t->post;
+    p->in_flight--;
+    if (status != 0 && p->status == 0) {
+        p->status = status;
+    }
+    pump(p);
+}
+
+/* Starts rules while fewer than FIRE_WINDOW are being fired; answers when
+ * all are done, or when one failed and the others in flight are done.  A
+ * rule that ends inside fire_one() makes the loop go round again instead of
+ * recursing. */
+static void pump(post_t *p) {
+    if (p->pumping) {
+        p->again = 1;
+        return;
+    }
+    p->pumping = 1;
+    do {
+        p->again = 0;
+        while (p->status == 0 && p->started < p->n && p->in_flight < FIRE_WINDOW) {
+            p->in_flight++;
+            fire_one(&p->targets[p->started++]);
+        }
+    } while (p->again);
+    p->pumping = 0;
+    if (p->in_flight == 0 && (p->status != 0 || p->started == p->n)) {
+        answer(p, p->status);
+    }
+}
+
 /* The rule's state as it is now: evaluate the rule again. */
 static void state_reread(void *arg, int status, const char *state_json, int64_t version) {
-    post_t *p = arg;
-    target_t *t = &p->targets[p->next];
+    target_t *t = arg;
     char *state = dup_or_null(state_json);
     if (status == 0 && state_json != NULL && state == NULL) {
         status = TF_ENOMEM;
     }
     if (status != 0) {
         free(state);
-        answer(p, status);
+        target_done(t, status);
         return;
     }
     free(t->state);
     t->state = state;
     t->state_version = version;
-    fire_next(p);
+    fire_one(t);
 }
 
 static void recorded(void *arg, int status, const tf_rule_recorded_t *r) {
-    post_t *p = arg;
+    target_t *t = arg;
+    post_t *p = t->post;
     if (status != 0) {
-        answer(p, status);
+        target_done(t, status);
         return;
     }
-    fired_t *f = &p->fired[p->next];
-    target_t *t = &p->targets[p->next];
+    fired_t *f = &p->fired[t - p->targets];
     if (r->stale) { /* another run of the rule changed its state first */
         free(f->error_type), free(f->error_message);
         for (size_t k = 0; k < f->nids; k++) {
@@ -129,10 +172,10 @@ static void recorded(void *arg, int status, const tf_rule_recorded_t *r) {
         free(f->job_ids);
         memset(f, 0, sizeof(*f));
         status = t->tries < TF_RULE_STATE_TRIES
-                     ? p->uc->rules->state(p->uc->rules->ctx, p->tenant_id, t->id, state_reread, p)
+                     ? p->uc->rules->state(p->uc->rules->ctx, p->tenant_id, t->id, state_reread, t)
                      : TF_EAGAIN;
         if (status != 0) {
-            answer(p, status);
+            target_done(t, status);
         }
         return;
     }
@@ -146,8 +189,7 @@ static void recorded(void *arg, int status, const tf_rule_recorded_t *r) {
         f->first_jobs = dup_or_null(first_jobs_json);
         f->out.jobs_json = f->first_jobs;
     }
-    p->next++;
-    fire_next(p);
+    target_done(t, 0);
 }
 
 /* Whether the action left a state other than the one read: a rule that
@@ -161,14 +203,14 @@ static int state_changed(const target_t *t, const char *state_json) {
 }
 
 static void evaluated(void *arg, int status, const tf_rule_outcome_t *o) {
-    post_t *p = arg;
+    target_t *t = arg;
+    post_t *p = t->post;
     if (status != 0) {
-        answer(p, status);
+        target_done(t, status);
         return;
     }
-    const target_t *t = &p->targets[p->next];
-    fired_t *f = &p->fired[p->next];
-    tf_uc_new_id_at(p->uc, p->started_ms, f->run_id); /* runs sort by when they began */
+    fired_t *f = &p->fired[t - p->targets];
+    tf_uc_new_id_at(p->uc, t->started_ms, f->run_id); /* runs sort by when they began */
     tf_rule_run_outcome_t outcome = !o->ok         ? TF_RULE_RUN_FAILED
                                     : o->condition ? TF_RULE_RUN_FIRED
                                                    : TF_RULE_RUN_NOT_MATCHED;
@@ -194,7 +236,7 @@ static void evaluated(void *arg, int status, const tf_rule_outcome_t *o) {
                              .error_type = f->error_type,
                              .error_message = f->error_message};
     if (rc != 0) {
-        answer(p, rc);
+        target_done(t, rc);
         return;
     }
     int64_t now = tf_uc_now(p->uc);
@@ -205,40 +247,37 @@ static void evaluated(void *arg, int status, const tf_rule_outcome_t *o) {
         .version = t->version,
         .trigger = p->trigger,
         .dedup_key = p->id,
-        .at_ms = p->started_ms,
+        .at_ms = t->started_ms,
         .outcome = outcome,
         .condition = f->out.condition,
         .error_type = o->error_type,
         .error_message = o->error_message,
-        .duration_ms = now > p->started_ms ? now - p->started_ms : 0,
+        .duration_ms = now > t->started_ms ? now - t->started_ms : 0,
         .state_json =
             outcome == TF_RULE_RUN_FIRED && state_changed(t, o->state_json) ? o->state_json : NULL,
         .state_version = t->state_version,
         .jobs = njobs > 0 ? o->jobs : NULL,
         .njobs = njobs};
-    rc = p->uc->rules->record_run(p->uc->rules->ctx, &run, recorded, p);
+    rc = p->uc->rules->record_run(p->uc->rules->ctx, &run, recorded, t);
     if (rc != 0) {
-        answer(p, rc);
+        target_done(t, rc);
     }
 }
 
-static void fire_next(post_t *p) {
-    if (p->next == p->n) {
-        answer(p, 0);
-        return;
-    }
-    target_t *t = &p->targets[p->next];
+/* Evaluates rule `t` (again, when its state changed under it). */
+static void fire_one(target_t *t) {
+    post_t *p = t->post;
     t->tries++;
-    p->started_ms = tf_uc_now(p->uc);
+    t->started_ms = tf_uc_now(p->uc);
     char head[400];
     snprintf(head, sizeof(head),
              "{\"rule\":{\"id\":\"%s\",\"name\":\"%s\",\"version\":%d},\"now\":%lld,\"tenant\":",
-             t->id, t->name, t->version, (long long)p->started_ms);
+             t->id, t->name, t->version, (long long)t->started_ms);
     const char *state = t->state != NULL ? t->state : "{}";
     size_t need = strlen(head) + strlen(p->tenant) + strlen(state) + 16;
     char *ctx = malloc(need);
     if (ctx == NULL) {
-        answer(p, TF_ENOMEM);
+        target_done(t, TF_ENOMEM);
         return;
     }
     snprintf(ctx, need, "%s%s,\"state\":%s}", head, p->tenant, state);
@@ -253,10 +292,10 @@ static void fire_next(post_t *p) {
                           .ctx_json = ctx,
                           .correlation_id = p->correlation_id};
     const tf_rule_evaluator_t *ev = p->uc->evaluator;
-    int rc = ev->evaluate(ev->ctx, &req, evaluated, p);
+    int rc = ev->evaluate(ev->ctx, &req, evaluated, t);
     free(ctx);
     if (rc != 0) {
-        answer(p, rc);
+        target_done(t, rc);
     }
 }
 
@@ -269,6 +308,7 @@ static int take_targets(post_t *p, const tf_rule_t *rules, size_t n) {
     }
     for (size_t i = 0; i < n; i++) {
         target_t *t = &p->targets[i];
+        t->post = p;
         p->n++;
         snprintf(t->id, sizeof(t->id), "%s", rules[i].id);
         snprintf(t->name, sizeof(t->name), "%s", rules[i].name);
@@ -296,7 +336,7 @@ static void rules_read(void *arg, int status, const tf_rule_t *rules, size_t n) 
         answer(p, status);
         return;
     }
-    fire_next(p);
+    pump(p);
 }
 
 static void tenant_read(void *arg, int status, const tf_tenant_t *tenant) {
@@ -308,7 +348,7 @@ static void tenant_read(void *arg, int status, const tf_tenant_t *tenant) {
         status = TF_ENOMEM;
     }
     if (status == 0 && p->given) { /* the rules are the caller's */
-        fire_next(p);
+        pump(p);
         return;
     }
     if (status == 0) {
@@ -436,7 +476,7 @@ int tf_uc_rules_fire(tf_uc_t *uc, const tf_uc_fire_t *fire, tf_uc_event_cb cb, v
             post_free(p);
             return TF_ENOMEM;
         }
-        fire_next(p);
+        pump(p);
         return 0;
     }
     return post_start(p);

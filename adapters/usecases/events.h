@@ -58,7 +58,8 @@ typedef struct {
     const char *tenant_json;    /* ctx.tenant when the caller has it; NULL: read */
 } tf_uc_fire_t;
 
-/* Fires the rules one after another; `cb` gets one entry per rule. */
+/* Fires the rules side by side (up to 16 at once); `cb` gets one entry per
+ * rule, in the order given. */
 int tf_uc_rules_fire(tf_uc_t *uc, const tf_uc_fire_t *fire, tf_uc_event_cb cb, void *arg);
 
 #endif
