@@ -34,7 +34,7 @@ sig="t=$t,v1=$(printf '%s.%s' "$t" "$body" | openssl dgst -sha256 -hmac "$secret
 lines=()
 for r in $(seq "$runs"); do
   out=$(TASKFLOW_BENCH_HOOK_PATH=$path TASKFLOW_BENCH_HOOK_BODY=$body TASKFLOW_BENCH_HOOK_SIG=$sig \
-    wrk -t2 -c16 -d"${secs}s" -s bench/hook_post.lua "http://127.0.0.1:$port" | tail -1)
+    wrk -t2 -c"${TASKFLOW_BENCH_CONNECTIONS:-16}" -d"${secs}s" -s bench/hook_post.lua "http://127.0.0.1:$port" | tail -1)
   echo "webhooks ($variant) run $r: $out"
   lines+=("$out")
 done

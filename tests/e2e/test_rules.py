@@ -577,6 +577,70 @@ def test_github_stripe_and_standard_webhooks_schemes():
         assert jobs_of_rule(r["id"]) == "1", r["name"]
 
 
+def test_every_scheme_refuses_missing_wrong_stale_and_changed_bodies():
+    """Each scheme's signature, made as its sender makes it: valid fires
+    once, a replay fires nothing more, and a missing or wrong signature,
+    a correctly signed but stale timestamp (the schemes that carry one) and
+    the body changed by one space are 401 and fire nothing."""
+
+    def github(rule, body, t, eid):
+        sig = "sha256=" + mac(rule["hook_secret"].encode(), body).hexdigest()
+        return {"X-Hub-Signature-256": sig, "X-GitHub-Delivery": eid}
+
+    def stripe(rule, body, t, eid):
+        return {"Stripe-Signature": f"t={t},v1="
+                + mac(rule["hook_secret"].encode(), str(t).encode(), b".", body).hexdigest()}
+
+    def taskflow(rule, body, t, eid):
+        return {"TaskFlow-Signature": taskflow_sig(rule["hook_secret"], body, t),
+                "TaskFlow-Event-Id": eid}
+
+    def standard(rule, body, t, eid):
+        key = bytes.fromhex(rule["hook_secret"])
+        digest = mac(key, eid.encode(), b".", str(t).encode(), b".", body).digest()
+        return {"webhook-id": eid, "webhook-timestamp": str(t),
+                "webhook-signature": "v1," + base64.b64encode(digest).decode()}
+
+    def wrong(headers):
+        bad = {}
+        for name, value in headers.items():
+            if name.lower() in ("x-hub-signature-256", "stripe-signature", "taskflow-signature"):
+                value = value[:-8] + "00000000"
+            elif name == "webhook-signature":
+                value = "v1," + base64.b64encode(b"\0" * 32).decode()
+            bad[name] = value
+        return bad
+
+    signers = {"github": (github, None), "stripe": (stripe, "Stripe-Signature"),
+               "taskflow": (taskflow, "TaskFlow-Signature"),
+               "standard-webhooks": (standard, "webhook-signature")}
+    for scheme, (sign, header) in signers.items():
+        rule = webhook_rule(f"matrix-{scheme}", scheme)
+        now = int(time.time())
+        eid = f"matrix-{scheme}-1"
+        body = json.dumps({"order": 11, "id": f"evt_{scheme}_matrix"}).encode()
+        headers = sign(rule, body, now, eid)
+        got = expect(hook(rule["hook_url"], body, headers), 202)
+        assert got["outcome"] == "fired", (scheme, got)
+        again = expect(hook(rule["hook_url"], body, headers), 202)
+        assert again["outcome"] == "duplicate" and again["run_id"] == got["run_id"], (scheme, again)
+        refused = {
+            "missing": {k: v for k, v in headers.items()
+                        if k.lower() not in ("x-hub-signature-256", "stripe-signature",
+                                             "taskflow-signature", "webhook-signature")},
+            "wrong": wrong(sign(rule, body, now, eid + "-w")),
+            "changed": sign(rule, body, now, eid + "-c"),
+        }
+        if header is not None:  # GitHub's signature carries no time
+            refused["stale"] = sign(rule, body, now - 400, eid + "-s")
+        for case, h in refused.items():
+            sent = body.replace(b": 11", b":  11") if case == "changed" else body
+            status, _, answer = hook(rule["hook_url"], sent, h)
+            assert status == 401 and answer["error"]["code"] == "unauthorized", (scheme, case)
+        assert jobs_of_rule(rule["id"]) == "1", scheme
+        assert len(runs_of(rule["id"])["runs"]) == 1, scheme
+
+
 def test_overlapping_firings_lose_no_state():
     src = ('return {\n  name = "counter",\n  trigger = tf.event("tick"),\n'
            '  action = function(ev, ctx)\n'
@@ -626,6 +690,7 @@ if __name__ == "__main__":
                    test_concurrent_deliveries_each_get_their_own_rule,
                    test_rotating_a_secret_keeps_the_old_one_for_its_grace_period,
                    test_github_stripe_and_standard_webhooks_schemes,
+                   test_every_scheme_refuses_missing_wrong_stale_and_changed_bodies,
                    test_overlapping_firings_lose_no_state])
     finally:
         tf.stop()
