@@ -135,6 +135,21 @@
     " NOT EXISTS (SELECT 1 FROM gate) AND NOT EXISTS (SELECT 1 FROM rule_runs"                     \
     "  WHERE rule_id = $3::uuid AND tenant_id = $1::uuid AND dedup_key = $6)"
 
+/* SQL_RECORD_RUN for a run that leaves the state as it was ($1..$13 the
+ * same): no state to write, so never stale.  Most runs are these, and
+ * without the state's upsert the statement costs less. */
+#define SQL_RECORD_RUN_STATELESS                                                                   \
+    "WITH ins AS (INSERT INTO rule_runs (tenant_id, id, rule_id, version, trigger, dedup_key, at," \
+    "  outcome, condition, jobs, error_type, error_message, duration_ms)"                          \
+    "  VALUES ($1::uuid, $2::uuid, $3::uuid, $4::integer, $5, $6, $7::timestamptz, $8,"            \
+    "  $9::boolean, $10::uuid[], $11, $12, $13::integer)"                                          \
+    "  ON CONFLICT (rule_id, tenant_id, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING"         \
+    "  RETURNING id)"                                                                              \
+    " SELECT (SELECT count(*) FROM ins), (SELECT id::text FROM rule_runs WHERE rule_id = $3::uuid" \
+    "  AND tenant_id = $1::uuid AND dedup_key = $6 AND NOT EXISTS (SELECT 1 FROM ins)),"           \
+    " (SELECT array_to_json(jobs)::text FROM rule_runs WHERE rule_id = $3::uuid"                   \
+    "  AND tenant_id = $1::uuid AND dedup_key = $6 AND NOT EXISTS (SELECT 1 FROM ins)), false"
+
 /* ctx.tenant of the tenant `t`, as tf_uc_tenant_json writes it. */
 #define TENANT_JSON                                                                                \
     "json_build_object('id', t.id, 'name', t.name, 'plan', t.plan, 'attributes',"                  \
@@ -281,6 +296,7 @@ const tf_pg_prepared_t tf__pg_rules_prepared[] = {
     {"rule_delete", SQL_DELETE},
     {"rule_event_rules", SQL_EVENT_RULES},
     {"rule_record_run", SQL_RECORD_RUN},
+    {"rule_record_run_stateless", SQL_RECORD_RUN_STATELESS},
     {"rule_runs", SQL_RUNS},
     {"rule_hook", SQL_HOOK_RULE},
     {"rule_state", SQL_STATE},
@@ -535,7 +551,12 @@ static int event_rules(void *ctx, const char *tenant_id, const char *name, tf_ru
  * database does; then each run of it is tried again alone, so that one
  * run's failure is its own. */
 
-enum { RUN_PARAMS = 15, RUNS_IN_FLIGHT = 2, RUNS_GROUP_MAX = 64 };
+enum {
+    RUN_PARAMS = 15,
+    RUN_STATE = 13, /* values[13] the new state (NULL: none), then its version */
+    RUNS_IN_FLIGHT = 2,
+    RUNS_GROUP_MAX = 64
+};
 
 struct tf__pg_run_rec {
     tf__pg_run_rec_t *next;
@@ -651,9 +672,11 @@ static int group_send(tf_pg_store_t *s, tf__pg_run_rec_t *recs, size_t n, int al
     size_t k = 0;
     stmts[k++] = (tf_pg_stmt_t){.prepared = "generic_plans"};
     for (tf__pg_run_rec_t *r = recs; r != NULL; r = r->next) {
-        stmts[k++] = (tf_pg_stmt_t){.prepared = "rule_record_run",
-                                    .nparams = RUN_PARAMS,
-                                    .values = (const char *const *)r->values};
+        int stateless = r->values[RUN_STATE] == NULL;
+        stmts[k++] =
+            (tf_pg_stmt_t){.prepared = stateless ? "rule_record_run_stateless" : "rule_record_run",
+                           .nparams = stateless ? RUN_STATE : RUN_PARAMS,
+                           .values = (const char *const *)r->values};
     }
     const char *job_values[2] = {rows, "false"};
     if (rows != NULL) {
