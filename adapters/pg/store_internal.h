@@ -17,8 +17,16 @@
 #include "adapters/pg/store.h"
 #include "engine/timefmt.h"
 
-typedef struct tf__pg_run_rec tf__pg_run_rec_t;   /* store_rules.c */
-typedef struct tf__pg_hook_req tf__pg_hook_req_t; /* store_rules.c */
+/* Requests that wait to go to the database together (store_rules.c): a
+ * FIFO through a link that is each request's first member, and how many
+ * of its groups are out. */
+typedef struct tf__pg_link {
+    struct tf__pg_link *next;
+} tf__pg_link_t;
+typedef struct {
+    tf__pg_link_t *head, *tail;
+    int in_flight;
+} tf__pg_waitq_t;
 
 struct tf_pg_store {
     tf_pg_pool_t *pool;
@@ -27,13 +35,9 @@ struct tf_pg_store {
     tf_tenant_store_t tenants;
     tf_script_store_t scripts;
     tf_rule_store_t rules;
-    /* rule runs waiting for the next group commit (store_rules.c) */
-    tf__pg_run_rec_t *runs_head, *runs_tail;
-    int runs_in_flight;
-    unsigned job_ord; /* the last `ord` given to a rule's job row */
-    /* webhook deliveries waiting for their rule to be read (store_rules.c) */
-    tf__pg_hook_req_t *hooks_head, *hooks_tail;
-    int hooks_in_flight;
+    tf__pg_waitq_t runs;  /* rule runs waiting for the next group commit */
+    tf__pg_waitq_t hooks; /* webhook deliveries waiting for their rule */
+    unsigned job_ord;     /* the last `ord` given to a rule's job row */
 };
 
 /* The statements of each part, prepared on every connection. */

@@ -539,6 +539,35 @@ static int event_rules(void *ctx, const char *tenant_id, const char *name, tf_ru
     return read_rows(ctx, "rule_event_rules", values, 2, NULL, cb, arg);
 }
 
+/* ---- requests that go to the database in groups ---- */
+
+static void waitq_push(tf__pg_waitq_t *q, tf__pg_link_t *item) {
+    item->next = NULL;
+    if (q->tail != NULL) {
+        q->tail->next = item;
+    } else {
+        q->head = item;
+    }
+    q->tail = item;
+}
+
+/* Detaches the first `max` waiting items at most (one at least must wait):
+ * the first, linked to the others; *n their count. */
+static tf__pg_link_t *waitq_take(tf__pg_waitq_t *q, size_t max, size_t *n) {
+    tf__pg_link_t *first = q->head, *last = first;
+    *n = 1;
+    while (last->next != NULL && *n < max) {
+        last = last->next;
+        (*n)++;
+    }
+    q->head = last->next;
+    if (q->head == NULL) {
+        q->tail = NULL;
+    }
+    last->next = NULL;
+    return first;
+}
+
 /* ---- recording runs: group commit ----
  *
  * Runs are recorded in groups: while RUNS_IN_FLIGHT groups are being
@@ -558,22 +587,24 @@ enum {
     RUNS_GROUP_MAX = 64
 };
 
-struct tf__pg_run_rec {
-    tf__pg_run_rec_t *next;
+typedef struct run_rec {
+    tf__pg_link_t link;       /* first: the queue's */
     char *values[RUN_PARAMS]; /* owned copies (NULL: SQL NULL) */
     char *rows;               /* its jobs as a JSON array of submit rows; NULL: none */
     tf_rule_recorded_cb cb;
     void *arg;
-};
+} run_rec_t;
+
+#define NEXT_REC(r) ((run_rec_t *)(r)->link.next)
 
 typedef struct {
     tf_pg_store_t *s;
-    tf__pg_run_rec_t *recs; /* in order */
+    run_rec_t *recs; /* in order */
     size_t n;
     int alone; /* a retry of one run on its own */
 } run_group_t;
 
-static void rec_free(tf__pg_run_rec_t *r) {
+static void rec_free(run_rec_t *r) {
     for (int i = 0; i < RUN_PARAMS; i++) {
         free(r->values[i]);
     }
@@ -582,9 +613,9 @@ static void rec_free(tf__pg_run_rec_t *r) {
 }
 
 static void runs_flush(tf_pg_store_t *s);
-static int group_send(tf_pg_store_t *s, tf__pg_run_rec_t *recs, size_t n, int alone);
+static int group_send(tf_pg_store_t *s, run_rec_t *recs, size_t n, int alone);
 
-static void rec_answer(tf__pg_run_rec_t *r, int rc, const PGresult *res) {
+static void rec_answer(run_rec_t *r, int rc, const PGresult *res) {
     tf_rule_recorded_t out = {0};
     if (rc == 0) {
         out = (tf_rule_recorded_t){.recorded = tf__pg_int(res, 0, 0, 0) == 1,
@@ -598,12 +629,12 @@ static void rec_answer(tf__pg_run_rec_t *r, int rc, const PGresult *res) {
 static void group_done(const tf_pg_reply_t *reply, void *arg) {
     run_group_t *g = arg;
     tf_pg_store_t *s = g->s;
-    s->runs_in_flight -= g->alone ? 0 : 1;
-    tf__pg_run_rec_t *r = g->recs;
+    s->runs.in_flight -= g->alone ? 0 : 1;
+    run_rec_t *r = g->recs;
     if (reply->status == 0) {
         size_t k = 1; /* the runs' statements, in order, after generic_plans */
         while (r != NULL) {
-            tf__pg_run_rec_t *next = r->next;
+            run_rec_t *next = NEXT_REC(r);
             rec_answer(r, 0, reply->results[k++]);
             rec_free(r);
             r = next;
@@ -613,8 +644,8 @@ static void group_done(const tf_pg_reply_t *reply, void *arg) {
         rec_free(r);
     } else { /* each alone, so that only a run at fault fails */
         while (r != NULL) {
-            tf__pg_run_rec_t *next = r->next;
-            r->next = NULL;
+            run_rec_t *next = NEXT_REC(r);
+            r->link.next = NULL;
             int rc = group_send(s, r, 1, 1);
             if (rc != 0) {
                 rec_answer(r, rc, NULL);
@@ -630,9 +661,9 @@ static void group_done(const tf_pg_reply_t *reply, void *arg) {
 /* The jobs of the runs `recs` as one JSON array of submit rows (each
  * run's array without its brackets); NULL when none created jobs or out
  * of memory (*oom set). */
-static char *group_rows(const tf__pg_run_rec_t *recs, int *oom) {
+static char *group_rows(const run_rec_t *recs, int *oom) {
     size_t len = 0;
-    for (const tf__pg_run_rec_t *r = recs; r != NULL; r = r->next) {
+    for (const run_rec_t *r = recs; r != NULL; r = NEXT_REC(r)) {
         len += r->rows != NULL ? strlen(r->rows) : 0;
     }
     char *out = len > 0 ? malloc(len + 2) : NULL;
@@ -642,7 +673,7 @@ static char *group_rows(const tf__pg_run_rec_t *recs, int *oom) {
     }
     size_t at = 1;
     out[0] = '[';
-    for (const tf__pg_run_rec_t *r = recs; r != NULL; r = r->next) {
+    for (const run_rec_t *r = recs; r != NULL; r = NEXT_REC(r)) {
         size_t n = r->rows != NULL ? strlen(r->rows) : 0;
         if (n > 2) { /* "[...]": its items, after a comma but for the first */
             if (at > 1) {
@@ -659,7 +690,7 @@ static char *group_rows(const tf__pg_run_rec_t *recs, int *oom) {
 
 /* Sends `n` linked runs as one transaction.  Returns 0 or a TF_E* code
  * (nothing sent; the runs are the caller's still). */
-static int group_send(tf_pg_store_t *s, tf__pg_run_rec_t *recs, size_t n, int alone) {
+static int group_send(tf_pg_store_t *s, run_rec_t *recs, size_t n, int alone) {
     run_group_t *g = malloc(sizeof(*g));
     tf_pg_stmt_t *stmts = calloc(n + 2, sizeof(*stmts));
     int oom = 0;
@@ -671,7 +702,7 @@ static int group_send(tf_pg_store_t *s, tf__pg_run_rec_t *recs, size_t n, int al
     *g = (run_group_t){.s = s, .recs = recs, .n = n, .alone = alone};
     size_t k = 0;
     stmts[k++] = (tf_pg_stmt_t){.prepared = "generic_plans"};
-    for (tf__pg_run_rec_t *r = recs; r != NULL; r = r->next) {
+    for (run_rec_t *r = recs; r != NULL; r = NEXT_REC(r)) {
         int stateless = r->values[RUN_STATE] == NULL;
         stmts[k++] =
             (tf_pg_stmt_t){.prepared = stateless ? "rule_record_run_stateless" : "rule_record_run",
@@ -689,7 +720,7 @@ static int group_send(tf_pg_store_t *s, tf__pg_run_rec_t *recs, size_t n, int al
     if (rc != 0) {
         free(g);
     } else if (!alone) {
-        s->runs_in_flight++;
+        s->runs.in_flight++;
     }
     return rc;
 }
@@ -697,21 +728,12 @@ static int group_send(tf_pg_store_t *s, tf__pg_run_rec_t *recs, size_t n, int al
 /* Sends the waiting runs in groups while fewer than RUNS_IN_FLIGHT are
  * being committed. */
 static void runs_flush(tf_pg_store_t *s) {
-    while (s->runs_head != NULL && s->runs_in_flight < RUNS_IN_FLIGHT) {
-        tf__pg_run_rec_t *first = s->runs_head, *last = first;
-        size_t n = 1;
-        while (last->next != NULL && n < RUNS_GROUP_MAX) {
-            last = last->next;
-            n++;
-        }
-        s->runs_head = last->next;
-        if (s->runs_head == NULL) {
-            s->runs_tail = NULL;
-        }
-        last->next = NULL;
+    while (s->runs.head != NULL && s->runs.in_flight < RUNS_IN_FLIGHT) {
+        size_t n = 0;
+        run_rec_t *first = (run_rec_t *)waitq_take(&s->runs, RUNS_GROUP_MAX, &n);
         int rc = group_send(s, first, n, 0);
-        for (tf__pg_run_rec_t *r = rc != 0 ? first : NULL; r != NULL;) {
-            tf__pg_run_rec_t *next = r->next;
+        for (run_rec_t *r = rc != 0 ? first : NULL; r != NULL;) {
+            run_rec_t *next = NEXT_REC(r);
             rec_answer(r, rc, NULL);
             rec_free(r);
             r = next;
@@ -721,7 +743,7 @@ static void runs_flush(tf_pg_store_t *s) {
 
 static int record_run(void *ctx, const tf_rule_run_t *run, tf_rule_recorded_cb cb, void *arg) {
     tf_pg_store_t *s = ctx;
-    tf__pg_run_rec_t *r = calloc(1, sizeof(*r));
+    run_rec_t *r = calloc(1, sizeof(*r));
     if (r == NULL) {
         return TF_ENOMEM;
     }
@@ -778,12 +800,7 @@ static int record_run(void *ctx, const tf_rule_run_t *run, tf_rule_recorded_cb c
         rec_free(r);
         return rc;
     }
-    if (s->runs_tail != NULL) {
-        s->runs_tail->next = r;
-    } else {
-        s->runs_head = r;
-    }
-    s->runs_tail = r;
+    waitq_push(&s->runs, &r->link);
     runs_flush(s);
     return 0;
 }
@@ -812,16 +829,18 @@ static int rule_state(void *ctx, const char *tenant_id, const char *rule_id, tf_
 
 enum { HOOKS_IN_FLIGHT = 2, HOOKS_GROUP_MAX = 64 };
 
-struct tf__pg_hook_req {
-    tf__pg_hook_req_t *next;
+typedef struct {
+    tf__pg_link_t link; /* first: the queue's */
     char key[TF_RULE_HOOK_KEY_LEN + 1];
     tf_rule_get_cb cb;
     void *arg;
-};
+} hook_req_t;
+
+#define NEXT_REQ(q) ((hook_req_t *)(q)->link.next)
 
 typedef struct {
     tf_pg_store_t *s;
-    tf__pg_hook_req_t *reqs;
+    hook_req_t *reqs;
 } hook_group_t;
 
 static void hooks_flush(tf_pg_store_t *s);
@@ -829,12 +848,12 @@ static void hooks_flush(tf_pg_store_t *s);
 static void hook_group_done(const tf_pg_reply_t *reply, void *arg) {
     hook_group_t *g = arg;
     tf_pg_store_t *s = g->s;
-    s->hooks_in_flight--;
+    s->hooks.in_flight--;
     tf_rule_t *rules = NULL;
     size_t n = 0;
     int rc = tf__pg_rows(reply, sizeof(*rules), decode_rule, (void **)&rules, &n);
-    for (tf__pg_hook_req_t *q = g->reqs; q != NULL;) {
-        tf__pg_hook_req_t *next = q->next;
+    for (hook_req_t *q = g->reqs; q != NULL;) {
+        hook_req_t *next = NEXT_REQ(q);
         const tf_rule_t *found = NULL;
         for (size_t i = 0; rc == 0 && i < n && found == NULL; i++) {
             found = rules[i].hook_key != NULL && strcmp(rules[i].hook_key, q->key) == 0 ? &rules[i]
@@ -852,20 +871,13 @@ static void hook_group_done(const tf_pg_reply_t *reply, void *arg) {
 /* Reads the waiting deliveries' rules in groups while fewer than
  * HOOKS_IN_FLIGHT reads are out. */
 static void hooks_flush(tf_pg_store_t *s) {
-    while (s->hooks_head != NULL && s->hooks_in_flight < HOOKS_IN_FLIGHT) {
+    while (s->hooks.head != NULL && s->hooks.in_flight < HOOKS_IN_FLIGHT) {
         const char *keys[HOOKS_GROUP_MAX];
-        tf__pg_hook_req_t *first = s->hooks_head, *last = first;
-        size_t n = 1;
-        keys[0] = first->key;
-        while (last->next != NULL && n < HOOKS_GROUP_MAX) {
-            last = last->next;
-            keys[n++] = last->key;
+        size_t n = 0, k = 0;
+        hook_req_t *first = (hook_req_t *)waitq_take(&s->hooks, HOOKS_GROUP_MAX, &n);
+        for (hook_req_t *q = first; q != NULL; q = NEXT_REQ(q)) {
+            keys[k++] = q->key;
         }
-        s->hooks_head = last->next;
-        if (s->hooks_head == NULL) {
-            s->hooks_tail = NULL;
-        }
-        last->next = NULL;
         hook_group_t *g = malloc(sizeof(*g));
         char *list = g != NULL ? tf__pg_text_array(keys, n) : NULL;
         const char *values[1] = {list};
@@ -874,12 +886,12 @@ static void hooks_flush(tf_pg_store_t *s) {
         free(list);
         if (rc == 0) {
             *g = (hook_group_t){.s = s, .reqs = first};
-            s->hooks_in_flight++;
+            s->hooks.in_flight++;
             continue;
         }
         free(g);
-        for (tf__pg_hook_req_t *q = first; q != NULL;) {
-            tf__pg_hook_req_t *next = q->next;
+        for (hook_req_t *q = first; q != NULL;) {
+            hook_req_t *next = NEXT_REQ(q);
             q->cb(q->arg, rc, NULL);
             free(q);
             q = next;
@@ -893,18 +905,13 @@ static int hook_rule(void *ctx, const char *hook_key, tf_rule_get_cb cb, void *a
         cb(arg, 0, NULL); /* names no rule */
         return 0;
     }
-    tf__pg_hook_req_t *q = malloc(sizeof(*q));
+    hook_req_t *q = malloc(sizeof(*q));
     if (q == NULL) {
         return TF_ENOMEM;
     }
-    *q = (tf__pg_hook_req_t){.cb = cb, .arg = arg};
+    *q = (hook_req_t){.cb = cb, .arg = arg};
     memcpy(q->key, hook_key, sizeof(q->key));
-    if (s->hooks_tail != NULL) {
-        s->hooks_tail->next = q;
-    } else {
-        s->hooks_head = q;
-    }
-    s->hooks_tail = q;
+    waitq_push(&s->hooks, &q->link);
     hooks_flush(s);
     return 0;
 }
