@@ -626,10 +626,22 @@ static void write_fired_jobs(tf_jbuf_t *b, const tf_uc_fired_t *r) {
     tf_jbuf_arr_close(b);
 }
 
+/* A firing that failed as a whole: nothing of it was recorded. */
+static void respond_unfired(tf_http_req_t *req, int status) {
+    if (status == TF_EAGAIN) { /* events.c: TF_RULE_STATE_TRIES collisions */
+        tf_http_respond_error(req, 503, "unavailable",
+                              "a rule's ctx.state kept changing under this firing (other firings "
+                              "of it committed first); nothing was recorded: retry",
+                              NULL);
+        return;
+    }
+    tf_api_respond_status(req, status);
+}
+
 static void events_fired(void *arg, int status, const tf_uc_fired_t *runs, size_t n) {
     tf_http_req_t *req = arg;
     if (status != 0) {
-        tf_api_respond_status(req, status);
+        respond_unfired(req, status);
         return;
     }
     tf_jbuf_t b;
@@ -848,7 +860,7 @@ typedef struct {
 static void hook_fired(void *arg, int status, const tf_uc_fired_t *runs, size_t n) {
     tf_http_req_t *req = arg;
     if (status != 0 || n != 1) {
-        tf_api_respond_status(req, status != 0 ? status : TF_EIO);
+        respond_unfired(req, status != 0 ? status : TF_EIO);
         return;
     }
     tf_jbuf_t b;

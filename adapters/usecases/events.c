@@ -5,6 +5,13 @@
  * is evaluated, then its run is recorded with its jobs and state (the
  * store commits the runs that arrive together in one transaction).  The
  * answer lists them in the order the rules were given.
+ *
+ * Firings of one rule run side by side until one finds the rule's state
+ * changed under it (another firing committed first).  From then on, on this
+ * loop, that rule's firings for that tenant wait in a line and go one at a
+ * time, each reading the state the one before left, until the line is
+ * empty: a burst of deliveries to a rule that keeps ctx.state evaluates each
+ * about once instead of colliding again and again.
  */
 #include "adapters/usecases/events.h"
 
@@ -26,16 +33,27 @@ enum {
 typedef struct post post_t;
 
 /* A rule the event fires, copied out of the store's answer. */
-typedef struct {
+typedef struct target {
     post_t *post;
     char id[TF_ID_LEN], name[TF_SCRIPT_NAME_MAX + 1];
     int version, has_condition;
     char *source, *state;
     int64_t state_version;
     int64_t started_ms;
-    int tries; /* evaluations: the state changed under the earlier ones */
+    int tries;   /* evaluations: the state changed under the earlier ones */
+    int in_line; /* its turn in its rule's line: the line waits for it */
     size_t source_len;
+    struct target *wait_next; /* in its rule's line */
 } target_t;
+
+/* The firings of one rule for one tenant that take turns (see the top). */
+typedef struct tf_uc_rule_line {
+    struct tf_uc_rule_line *next;
+    char tenant_id[TF_ID_LEN], rule_id[TF_ID_LEN];
+    int busy;    /* a firing has its turn */
+    int pumping; /* line_pump() is running */
+    target_t *head, *tail;
+} line_t;
 
 /* What became of one rule, with its strings owned. */
 typedef struct {
@@ -100,14 +118,100 @@ static void answer(post_t *p, int status) {
 
 static void pump(post_t *p);
 static void fire_one(target_t *t);
+static void target_done(target_t *t, int status);
 
 static char *dup_or_null(const char *s) {
     return s != NULL ? strdup(s) : NULL;
 }
 
+/* ---- lines ---- */
+
+/* The line of `rule_id` for `tenant_id` on this loop; with `create`, a new
+ * empty one when there is none (NULL when out of memory). */
+static line_t *line_find(tf_uc_t *uc, const char *tenant_id, const char *rule_id, int create) {
+    for (line_t *l = uc->rule_lines; l != NULL; l = l->next) {
+        if (strcmp(l->rule_id, rule_id) == 0 && strcmp(l->tenant_id, tenant_id) == 0) {
+            return l;
+        }
+    }
+    line_t *l = create ? calloc(1, sizeof(*l)) : NULL;
+    if (l != NULL) {
+        snprintf(l->tenant_id, sizeof(l->tenant_id), "%s", tenant_id);
+        snprintf(l->rule_id, sizeof(l->rule_id), "%s", rule_id);
+        l->next = uc->rule_lines;
+        uc->rule_lines = l;
+    }
+    return l;
+}
+
+static void line_push(line_t *l, target_t *t, int front) {
+    t->wait_next = NULL;
+    if (l->head == NULL) {
+        l->head = l->tail = t;
+    } else if (front) {
+        t->wait_next = l->head;
+        l->head = t;
+    } else {
+        l->tail->wait_next = t;
+        l->tail = t;
+    }
+}
+
+static void state_reread(void *arg, int status, const char *state_json, int64_t version);
+
+/* Gives the turn to the first firing waiting while none has it (it reads
+ * the state as it is now, then is evaluated); frees the line when nobody
+ * waits or has the turn.  A turn that ends inside the loop makes it go round
+ * instead of recursing. */
+static void line_pump(tf_uc_t *uc, line_t *l) {
+    if (l->pumping) {
+        return;
+    }
+    l->pumping = 1;
+    while (!l->busy && l->head != NULL) {
+        target_t *t = l->head;
+        l->head = t->wait_next;
+        if (l->head == NULL) {
+            l->tail = NULL;
+        }
+        l->busy = 1;
+        t->in_line = 1;
+        post_t *p = t->post;
+        int rc = uc->rules->state(uc->rules->ctx, p->tenant_id, t->id, state_reread, t);
+        if (rc != 0) {
+            target_done(t, rc); /* ends the turn: busy is 0 again */
+        }
+    }
+    l->pumping = 0;
+    if (!l->busy && l->head == NULL) {
+        for (line_t **at = &uc->rule_lines; *at != NULL; at = &(*at)->next) {
+            if (*at == l) {
+                *at = l->next;
+                break;
+            }
+        }
+        free(l);
+    }
+}
+
+/* Ends `t`'s turn in its line, if it had one. */
+static void line_turn_end(target_t *t) {
+    if (!t->in_line) {
+        return;
+    }
+    tf_uc_t *uc = t->post->uc;
+    line_t *l = line_find(uc, t->post->tenant_id, t->id, 0);
+    t->in_line = 0;
+    if (l != NULL) {
+        l->busy = 0;
+        line_pump(uc, l);
+    }
+}
+
 /* Rule `t` is done (status 0) or failed: the next may start. */
 static void target_done(target_t *t, int status) {
     post_t *p = t->post;
+    line_turn_end(t);
     p->in_flight--;
     if (status != 0 && p->status == 0) {
         p->status = status;
@@ -171,12 +275,18 @@ static void recorded(void *arg, int status, const tf_rule_recorded_t *r) {
         }
         free(f->job_ids);
         memset(f, 0, sizeof(*f));
-        status = t->tries < TF_RULE_STATE_TRIES
-                     ? p->uc->rules->state(p->uc->rules->ctx, p->tenant_id, t->id, state_reread, t)
-                     : TF_EAGAIN;
-        if (status != 0) {
-            target_done(t, status);
+        /* Into the rule's line: first when it had the turn, else last. */
+        line_t *l =
+            t->tries < TF_RULE_STATE_TRIES ? line_find(p->uc, p->tenant_id, t->id, 1) : NULL;
+        if (l == NULL) {
+            target_done(t, t->tries < TF_RULE_STATE_TRIES ? TF_ENOMEM : TF_EAGAIN);
+            return;
         }
+        int front = t->in_line;
+        t->in_line = 0;
+        l->busy = front ? 0 : l->busy;
+        line_push(l, t, front);
+        line_pump(p->uc, l);
         return;
     }
     const char *first_run_id = r->first_run_id, *first_jobs_json = r->first_jobs_json;
@@ -267,6 +377,12 @@ static void evaluated(void *arg, int status, const tf_rule_outcome_t *o) {
 /* Evaluates rule `t` (again, when its state changed under it). */
 static void fire_one(target_t *t) {
     post_t *p = t->post;
+    line_t *l = t->in_line ? NULL : line_find(p->uc, p->tenant_id, t->id, 0);
+    if (l != NULL) { /* the rule's firings take turns: wait for one */
+        line_push(l, t, 0);
+        line_pump(p->uc, l);
+        return;
+    }
     t->tries++;
     t->started_ms = tf_uc_now(p->uc);
     char head[400];

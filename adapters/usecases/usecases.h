@@ -37,6 +37,7 @@ typedef struct {
     const tf_rule_store_t *rules;         /* automation rules; NULL: none on this node */
     const tf_rule_evaluator_t *evaluator; /* runs rules; NULL: none */
     const tf_zone_source_t *zones;        /* time zones of cron triggers; NULL: UTC only */
+    struct tf_uc_rule_line *rule_lines;   /* events.c: rules whose firings take turns; NULL */
 } tf_uc_t;
 
 static inline int64_t tf_uc_now(const tf_uc_t *uc) {

@@ -33,6 +33,7 @@ typedef struct {
     void (*cb)(void);
     void *arg;
     char rule_id[40];
+    int64_t version; /* a record's: the state version its run read */
 } held_t;
 
 typedef struct {
@@ -50,6 +51,8 @@ typedef struct {
     char stale_rule[40]; /* its first record is stale */
     int stale_done;
     char failing_rule[40]; /* its record fails */
+    int versioned;         /* records check the state's version, as the store does */
+    int64_t version;       /* the state's, when versioned */
     /* the answer */
     int calls, status;
     size_t n;
@@ -84,8 +87,9 @@ static int fake_record(void *ctx, const tf_rule_run_t *run, tf_rule_recorded_cb 
     assert_string_equal(run->tenant_id, TENANT);
     assert_string_equal(run->trigger, "event:order.created");
     held_t *h = &f->held[f->nheld++];
-    *h = (held_t){.kind = 1, .cb = (void (*)(void))cb, .arg = arg};
+    *h = (held_t){.kind = 1, .cb = (void (*)(void))cb, .arg = arg, .version = run->state_version};
     snprintf(h->rule_id, sizeof(h->rule_id), "%s", run->rule_id);
+    assert_non_null(run->state_json); /* every evaluation here changes the state */
     if (f->at_once) {
         release_one(f->nheld - 1);
     }
@@ -118,11 +122,15 @@ static void release_one(size_t i) {
         fx->in_flight--;
         int stale = strcmp(h.rule_id, fx->stale_rule) == 0 && !fx->stale_done;
         fx->stale_done |= stale;
+        if (fx->versioned) { /* the run read version h.version: current, or stale */
+            stale = h.version != fx->version;
+            fx->version += !stale;
+        }
         tf_rule_recorded_t r = {.recorded = !stale, .stale = stale};
         int failed = strcmp(h.rule_id, fx->failing_rule) == 0;
         ((tf_rule_recorded_cb)h.cb)(h.arg, failed ? TF_EIO : 0, &r);
     } else {
-        ((tf_rule_state_cb)h.cb)(h.arg, 0, "{\"n\":5}", 2);
+        ((tf_rule_state_cb)h.cb)(h.arg, 0, "{\"n\":5}", fx->versioned ? fx->version : 2);
     }
 }
 
@@ -259,6 +267,43 @@ static void test_events__answers_given_at_once_do_not_recurse_or_answer_twice(vo
     }
 }
 
+/* Four events at once for one rule that writes its state: one commits,
+ * three find the state changed.  From then on the rule's firings take
+ * turns, each reading the state the one before left: every event fires
+ * with 3 evaluations more, not 3 + 2 + 1 as colliding again would take. */
+static void test_events__after_a_collision_a_rules_firings_take_turns(void **state) {
+    fixture_t *f = *state;
+    f->versioned = 1;
+    for (int i = 0; i < 4; i++) {
+        tf_uc_fire_t fire = {.tenant_id = TENANT,
+                             .rules = f->given,
+                             .n = 1,
+                             .trigger = "event:order.created",
+                             .event_json = "{\"name\":\"order.created\"}"};
+        assert_int_equal(tf_uc_rules_fire(&f->env->uc, &fire, answered, f), 0);
+    }
+    assert_int_equal(f->evaluations, 4);
+    release_all();
+    assert_int_equal(f->calls, 4);
+    assert_int_equal(f->status, 0);
+    assert_int_equal(f->version, 4);     /* every event changed the state once */
+    assert_int_equal(f->evaluations, 7); /* the three that collided: once more each */
+    assert_int_equal(f->state_reads, 3);
+    assert_null(f->env->uc.rule_lines); /* the line is gone once empty */
+    /* A fifth event, later: side by side again, no line, no state read. */
+    tf_uc_fire_t fire = {.tenant_id = TENANT,
+                         .rules = f->given,
+                         .n = 1,
+                         .trigger = "event:order.created",
+                         .event_json = "{\"name\":\"order.created\"}"};
+    f->given[0].state_version = f->version;
+    assert_int_equal(tf_uc_rules_fire(&f->env->uc, &fire, answered, f), 0);
+    release_all();
+    assert_int_equal(f->calls, 5);
+    assert_int_equal(f->state_reads, 3);
+    assert_int_equal(f->version, 5);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_events__rules_fire_side_by_side_within_the_window,
@@ -269,6 +314,8 @@ int main(void) {
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_events__answers_given_at_once_do_not_recurse_or_answer_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events__after_a_collision_a_rules_firings_take_turns,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
