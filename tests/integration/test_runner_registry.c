@@ -375,40 +375,12 @@ static void test_runner_registry__cancel_reaches_the_run_through_the_port(void *
         it_execf(f->admin, "SELECT outcome FROM job_attempts WHERE job_id = '%s'", ids[0]), "5");
 }
 
-static int seven_runs(void *arg) {
-    return ((fixture_t *)arg)->fake.nruns == 7;
-}
-
-/* A claim for fewer free slots than a full one waits a little for runs to
- * end (runner.c, CLAIM_WAIT_MS), but not for ever: with 7 of 8 slots held
- * by runs that never end, a job submitted later is still claimed for the
- * last slot and runs. */
-static void test_runner_registry__the_last_free_slot_is_claimed(void **state) {
-    fixture_t *f = *state;
-    const char *executors[] = {"{\"kind\":\"fake\"}", "{\"kind\":\"fake\"}", "{\"kind\":\"fake\"}",
-                               "{\"kind\":\"fake\"}", "{\"kind\":\"fake\"}", "{\"kind\":\"fake\"}",
-                               "{\"kind\":\"fake\"}"};
-    const char *hang[] = {"{\"hang\":1}", "{\"hang\":2}", "{\"hang\":3}", "{\"hang\":4}",
-                          "{\"hang\":5}", "{\"hang\":6}", "{\"hang\":7}"};
-    char ids[7][TF_ID_LEN];
-    submit(f, 7, executors, hang, ids);
-    it_run_until(&f->guard, seven_runs, f, 15000, "seven runs that hang");
-    const char *quick[] = {"{\"n\":8}"};
-    char last[1][TF_ID_LEN];
-    submit(f, 1, executors, quick, last);
-    waiting_t w = wait_state(f, last[0], TF_JOB_SUCCEEDED);
-    assert_int_equal(w.attempts, 1);
-    assert_int_equal(f->fake.nruns, 8);
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_runner_registry__jobs_run_through_a_registered_kind,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_runner_registry__cancel_reaches_the_run_through_the_port, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_runner_registry__the_last_free_slot_is_claimed, setup,
-                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
