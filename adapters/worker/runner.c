@@ -16,7 +16,6 @@
 
 enum {
     CLAIM_MAX = 100,     /* jobs per claim */
-    CLAIM_WAIT_MS = 2,   /* a claim for fewer free slots than the watermark waits this long */
     DISCOVER_MAX = 1000, /* queues found per discovery */
 };
 
@@ -214,16 +213,6 @@ static void on_claimed(void *arg, int status, const tf_claimed_job_t *jobs, size
     tf__runner_maybe_finish(r);
 }
 
-/* Whether some queue may have jobs to claim. */
-static int next_dirty_peek(const tf_runner_t *r) {
-    for (size_t i = 0; i < r->nqueues; i++) {
-        if (r->queues[i].dirty) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static tf__queue_t *next_dirty(tf_runner_t *r) {
     for (size_t k = 0; k < r->nqueues; k++) {
         size_t i = (r->rr + k) % r->nqueues;
@@ -235,28 +224,14 @@ static tf__queue_t *next_dirty(tf_runner_t *r) {
     return NULL;
 }
 
-/* `concurrency` bounds the executor runs in flight (and the claims that
- * may add to them), not the outcomes waiting for their acks, so claims go
- * on while acks are written; those are bounded on their own.  A capped
- * scope is unaffected: its job stays RUNNING in the database until the
- * ack, and the attempt's recorded end is the run's end, which is before
- * any claim this frees (runner_exec.c, outcome_ready). */
-static void on_claim_timer(uv_timer_t *t) {
-    tf_runner_t *r = t->data;
-    r->claim_now = 1;
-    tf__runner_claim_more(r);
-    r->claim_now = 0;
-}
-
 /* Claims for the free slots, with up to TF__RUNNER_CLAIMS_IN_FLIGHT claims
- * at once.  While runs are in flight, a claim for fewer free slots than a
- * full claim (the loop's concurrency, at most CLAIM_MAX) waits up to
- * CLAIM_WAIT_MS for more to free: right after a batch starts only a few
- * slots are free, and short runs free the rest within that time, so claims
- * stay full instead of alternating full and small ones; long runs lose at
- * most CLAIM_WAIT_MS per claim. */
+ * at once.  `concurrency` bounds the executor runs in flight (and the
+ * claims that may add to them), not the outcomes waiting for their acks,
+ * so claims go on while acks are written; those are bounded on their own.
+ * A capped scope is unaffected: its job stays RUNNING in the database
+ * until the ack, and the attempt's recorded end is the run's end, which
+ * is before any claim this frees (runner_exec.c, outcome_ready). */
 void tf__runner_claim_more(tf_runner_t *r) {
-    int watermark = r->concurrency < CLAIM_MAX ? r->concurrency : CLAIM_MAX;
     while (!r->stopping && r->claiming < TF__RUNNER_CLAIMS_IN_FLIGHT) {
         int free_slots = r->concurrency - r->calls - r->claim_reserved;
         int room = r->concurrency + TF__RUNNER_ACK_BACKLOG - r->nexec - r->claim_reserved;
@@ -264,13 +239,6 @@ void tf__runner_claim_more(tf_runner_t *r) {
         if (free_slots <= 0) {
             return;
         }
-        if (free_slots < watermark && r->calls > 0 && !r->claim_now) {
-            if (!uv_is_active((uv_handle_t *)&r->claim_timer) && next_dirty_peek(r)) {
-                uv_timer_start(&r->claim_timer, on_claim_timer, CLAIM_WAIT_MS, 0);
-            }
-            return;
-        }
-        uv_timer_stop(&r->claim_timer);
         tf__queue_t *q = next_dirty(r);
         claim_op_t *op = q != NULL ? calloc(1, sizeof(*op)) : NULL;
         if (op == NULL || (op->queue = strdup(q->name)) == NULL) {
@@ -441,12 +409,12 @@ int tf_runner_create(uv_loop_t *loop, tf_uc_t *uc, const tf_executor_registry_t 
         return rc;
     }
     r->maint_open = 1;
-    uv_timer_t *timers[] = {&r->poll, &r->heartbeat, &r->ack_timer, &r->grace, &r->claim_timer};
+    uv_timer_t *timers[] = {&r->poll, &r->heartbeat, &r->ack_timer, &r->grace};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
         uv_timer_init(loop, timers[i]);
         timers[i]->data = r;
     }
-    r->open_handles = 5;
+    r->open_handles = 4;
     uint64_t beat = cfg->lease_ms / 3 > 0 ? (uint64_t)cfg->lease_ms / 3 : 1;
     uint64_t poll = cfg->poll_interval_ms > 0 ? (uint64_t)cfg->poll_interval_ms : 1000;
     uv_timer_start(&r->poll, on_poll, 0, poll);
@@ -481,7 +449,6 @@ static void close_timers(tf_runner_t *r) {
     uv_close((uv_handle_t *)&r->heartbeat, on_handle_closed);
     uv_close((uv_handle_t *)&r->ack_timer, on_handle_closed);
     uv_close((uv_handle_t *)&r->grace, on_handle_closed);
-    uv_close((uv_handle_t *)&r->claim_timer, on_handle_closed);
 }
 
 void tf__runner_maybe_finish(tf_runner_t *r) {
@@ -508,7 +475,6 @@ void tf__runner_enter_final(tf_runner_t *r) {
     uv_timer_stop(&r->grace);
     uv_timer_stop(&r->heartbeat);
     uv_timer_stop(&r->ack_timer);
-    uv_timer_stop(&r->claim_timer);
     size_t n = 0;
     for (tf__exec_t *e = r->execs; e != NULL; e = e->next) {
         n += e->phase == TF__EXEC_CALL && !e->forgotten;

@@ -31,8 +31,8 @@
 enum {
     TF__RUNNER_RECENT_CANCELS = 32,         /* cancels remembered for claims still in flight */
     TF__RUNNER_DEFAULT_TIMEOUT_MS = 300000, /* a run's deadline when the job sets none */
-    TF__RUNNER_ACK_BACKLOG = 1000,          /* ended runs waiting for their acks, at most */
-    TF__RUNNER_CLAIMS_IN_FLIGHT = 1,        /* 2 measured slower (bench/README.md) */
+    TF__RUNNER_ACK_BACKLOG = 1000,   /* ended runs waiting for their acks, at most */
+    TF__RUNNER_CLAIMS_IN_FLIGHT = 1, /* 2 measured slower (bench/README.md) */
     TF__RUNNER_ACKS_IN_FLIGHT = 1,
 };
 
@@ -108,7 +108,6 @@ struct tf_runner {
     tf__queue_t *queues;
     size_t nqueues, capqueues, rr;
     int claiming;       /* claims in flight (at most TF__RUNNER_CLAIMS_IN_FLIGHT) */
-    int claim_now;      /* the claim timer fired: claim whatever is free */
     int claim_reserved; /* slots the claims in flight may fill */
     int discovering, acking, ops;
     int claim_failing, ack_failing;
@@ -116,7 +115,6 @@ struct tf_runner {
     size_t next_cancel;
     tf_maintenance_t *maint;
     uv_timer_t poll, heartbeat, ack_timer, grace;
-    uv_timer_t claim_timer; /* a small claim put off for slots to free (runner.c) */
     int stopping, final, closing, maint_open, open_handles;
     void (*closed_cb)(void *arg);
     void *closed_arg;
