@@ -220,7 +220,11 @@ void tf_api_invalid(tf_http_req_t *req, const char *field, const char *message) 
 void tf_api_respond_status(tf_http_req_t *req, int status) {
     if (status == TF_EUNAVAIL || status == TF_EAGAIN || status == TF_ESHUTDOWN ||
         status == TF_ETIMEDOUT) {
-        tf_http_respond_error(req, 503, "unavailable", "the database is not available", NULL);
+        const char *why = status == TF_EAGAIN      ? "the database is busy: retry"
+                          : status == TF_ESHUTDOWN ? "the server is shutting down"
+                          : status == TF_ETIMEDOUT ? "the database did not answer in time"
+                                                   : "the database is not available";
+        tf_http_respond_error(req, 503, "unavailable", why, NULL);
         return;
     }
     if (status == TF_ECONFLICT) {

@@ -628,7 +628,7 @@ static void write_fired_jobs(tf_jbuf_t *b, const tf_uc_fired_t *r) {
 
 /* A firing that failed as a whole: nothing of it was recorded. */
 static void respond_unfired(tf_http_req_t *req, int status) {
-    if (status == TF_EAGAIN) { /* events.c: TF_RULE_STATE_TRIES collisions */
+    if (status == TF_ESTALE) { /* events.h: the state changed under it every time */
         tf_http_respond_error(req, 503, "unavailable",
                               "a rule's ctx.state kept changing under this firing (other firings "
                               "of it committed first); nothing was recorded: retry",

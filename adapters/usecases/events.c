@@ -275,17 +275,22 @@ static void recorded(void *arg, int status, const tf_rule_recorded_t *r) {
         }
         free(f->job_ids);
         memset(f, 0, sizeof(*f));
-        /* Into the rule's line: first when it had the turn, else last. */
-        line_t *l =
-            t->tries < TF_RULE_STATE_TRIES ? line_find(p->uc, p->tenant_id, t->id, 1) : NULL;
-        if (l == NULL) {
-            target_done(t, t->tries < TF_RULE_STATE_TRIES ? TF_ENOMEM : TF_EAGAIN);
+        if (t->tries >= TF_RULE_STATE_TRIES) { /* the state it read went stale every time */
+            target_done(t, TF_ESTALE);
             return;
         }
-        int front = t->in_line;
+        /* Into the rule's line: first when it had the turn, else last. */
+        line_t *l = line_find(p->uc, p->tenant_id, t->id, 1);
+        if (l == NULL) {
+            target_done(t, TF_ENOMEM);
+            return;
+        }
+        int had_turn = t->in_line;
         t->in_line = 0;
-        l->busy = front ? 0 : l->busy;
-        line_push(l, t, front);
+        if (had_turn) {
+            l->busy = 0;
+        }
+        line_push(l, t, had_turn);
         line_pump(p->uc, l);
         return;
     }

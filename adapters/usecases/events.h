@@ -29,7 +29,10 @@ typedef struct {
     const char *error_type, *error_message; /* failed */
 } tf_uc_fired_t;
 
-/* status 0 with one entry per rule the event triggers (none: n 0). */
+/* status 0 with one entry per rule the event triggers (none: n 0);
+ * TF_ESTALE: a rule's ctx.state changed under its firing
+ * TF_RULE_STATE_TRIES times (nothing of the event recorded); other TF_E*
+ * codes: the store or the evaluator failed. */
 typedef void (*tf_uc_event_cb)(void *arg, int status, const tf_uc_fired_t *runs, size_t n);
 
 typedef struct {

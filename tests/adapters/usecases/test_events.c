@@ -52,6 +52,7 @@ typedef struct {
     int stale_done;
     char failing_rule[40]; /* its record fails */
     int versioned;         /* records check the state's version, as the store does */
+    int always_stale;      /* every record finds the state changed */
     int64_t version;       /* the state's, when versioned */
     /* the answer */
     int calls, status;
@@ -126,6 +127,7 @@ static void release_one(size_t i) {
             stale = h.version != fx->version;
             fx->version += !stale;
         }
+        stale |= fx->always_stale;
         tf_rule_recorded_t r = {.recorded = !stale, .stale = stale};
         int failed = strcmp(h.rule_id, fx->failing_rule) == 0;
         ((tf_rule_recorded_cb)h.cb)(h.arg, failed ? TF_EIO : 0, &r);
@@ -304,6 +306,27 @@ static void test_events__after_a_collision_a_rules_firings_take_turns(void **sta
     assert_int_equal(f->version, 5);
 }
 
+/* A rule whose state changes under every firing (other nodes keep
+ * committing first): after TF_RULE_STATE_TRIES evaluations the event
+ * answers TF_ESTALE, not the store's "try again", and its line is gone. */
+static void test_events__a_state_that_always_changes_gives_up_as_stale(void **state) {
+    fixture_t *f = *state;
+    f->always_stale = 1;
+    tf_uc_fire_t fire = {.tenant_id = TENANT,
+                         .rules = f->given,
+                         .n = 1,
+                         .trigger = "event:order.created",
+                         .event_json = "{\"name\":\"order.created\"}"};
+    assert_int_equal(tf_uc_rules_fire(&f->env->uc, &fire, answered, f), 0);
+    release_all();
+    assert_int_equal(f->calls, 1);
+    assert_int_equal(f->status, TF_ESTALE);
+    assert_int_equal(f->n, 0);
+    assert_int_equal(f->evaluations, 50); /* TF_RULE_STATE_TRIES */
+    assert_int_equal(f->state_reads, 49);
+    assert_null(f->env->uc.rule_lines);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_events__rules_fire_side_by_side_within_the_window,
@@ -315,6 +338,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(
             test_events__answers_given_at_once_do_not_recurse_or_answer_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events__after_a_collision_a_rules_firings_take_turns,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events__a_state_that_always_changes_gives_up_as_stale,
                                         setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
