@@ -589,7 +589,8 @@ enum {
 
 typedef struct run_rec {
     tf__pg_link_t link;       /* first: the queue's */
-    char *values[RUN_PARAMS]; /* owned copies (NULL: SQL NULL) */
+    char *values[RUN_PARAMS]; /* copies in `block` (NULL: SQL NULL) */
+    char *block;              /* one allocation for all of them */
     char *rows;               /* its jobs as a JSON array of submit rows; NULL: none */
     tf_rule_recorded_cb cb;
     void *arg;
@@ -605,9 +606,7 @@ typedef struct {
 } run_group_t;
 
 static void rec_free(run_rec_t *r) {
-    for (int i = 0; i < RUN_PARAMS; i++) {
-        free(r->values[i]);
-    }
+    free(r->block);
     free(r->rows);
     free(r);
 }
@@ -790,9 +789,18 @@ static int record_run(void *ctx, const tf_rule_run_t *run, tf_rule_recorded_cb c
         run->state_json,
         tf__pg_int_param(run->state_version, &state_version),
     };
-    for (int i = 0; rc == 0 && i < RUN_PARAMS; i++) {
-        if (values[i] != NULL && (r->values[i] = strdup(values[i])) == NULL) {
-            rc = TF_ENOMEM;
+    size_t size = 0; /* the values outlive this call: copied, in one block */
+    for (int i = 0; i < RUN_PARAMS; i++) {
+        size += values[i] != NULL ? strlen(values[i]) + 1 : 0;
+    }
+    if (rc == 0 && (r->block = malloc(size > 0 ? size : 1)) == NULL) {
+        rc = TF_ENOMEM;
+    }
+    for (size_t i = 0, used = 0; rc == 0 && i < RUN_PARAMS; i++) {
+        if (values[i] != NULL) {
+            size_t len = strlen(values[i]) + 1;
+            r->values[i] = memcpy(r->block + used, values[i], len);
+            used += len;
         }
     }
     free(ids_text);
@@ -902,8 +910,7 @@ static void hooks_flush(tf_pg_store_t *s) {
 static int hook_rule(void *ctx, const char *hook_key, tf_rule_get_cb cb, void *arg) {
     tf_pg_store_t *s = ctx;
     if (strlen(hook_key) != TF_RULE_HOOK_KEY_LEN) {
-        cb(arg, 0, NULL); /* names no rule */
-        return 0;
+        return TF_EINVAL; /* the API answers such keys itself */
     }
     hook_req_t *q = malloc(sizeof(*q));
     if (q == NULL) {
