@@ -289,6 +289,11 @@ def test_dry_run_inputs():
     expect(dry_run(r["id"], {"event": {}, "extra": 1}), 422, "validation_failed", "extra")
     # Only a platform rule's dry run names a tenant to run as.
     expect(dry_run(r["id"], {"tenant_id": TENANT}), 422, "validation_failed", "tenant_id")
+    # The operator's dry run is for platform rules: a tenant's rule is not one.
+    expect(tf.request("POST", f"/v1/admin/rules/{r['id']}/test", {"tenant_id": TENANT},
+                      headers=auth(ADMIN)), 404, "not_found")
+    expect(tf.request("POST", f"/v1/admin/rules/{r['id']}/test", {"tenant_id": TENANT},
+                      headers=auth(KEY)), 401)
     bad = tf.request("POST", f"/v1/rules/{r['id']}/test", b"{not json",
                      headers=auth(KEY, **{"Content-Type": "application/json"}))
     expect(bad, 400)
