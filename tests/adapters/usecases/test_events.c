@@ -195,14 +195,19 @@ static int teardown(void **state) {
     return 0;
 }
 
-static void fire(fixture_t *f) {
+/* An event firing the first `n` given rules (with an event id or none). */
+static void fire_rules(fixture_t *f, size_t n, const char *event_id) {
     tf_uc_fire_t fire = {.tenant_id = TENANT,
                          .rules = f->given,
-                         .n = NRULES,
+                         .n = n,
                          .trigger = "event:order.created",
                          .event_json = "{\"name\":\"order.created\"}",
-                         .dedup_key = "evt-1"};
+                         .dedup_key = event_id};
     assert_int_equal(tf_uc_rules_fire(&f->env->uc, &fire, answered, f), 0);
+}
+
+static void fire(fixture_t *f) {
+    fire_rules(f, NRULES, "evt-1");
 }
 
 static void test_events__rules_fire_side_by_side_within_the_window(void **state) {
@@ -277,12 +282,7 @@ static void test_events__after_a_collision_a_rules_firings_take_turns(void **sta
     fixture_t *f = *state;
     f->versioned = 1;
     for (int i = 0; i < 4; i++) {
-        tf_uc_fire_t fire = {.tenant_id = TENANT,
-                             .rules = f->given,
-                             .n = 1,
-                             .trigger = "event:order.created",
-                             .event_json = "{\"name\":\"order.created\"}"};
-        assert_int_equal(tf_uc_rules_fire(&f->env->uc, &fire, answered, f), 0);
+        fire_rules(f, 1, NULL);
     }
     assert_int_equal(f->evaluations, 4);
     release_all();
@@ -293,13 +293,8 @@ static void test_events__after_a_collision_a_rules_firings_take_turns(void **sta
     assert_int_equal(f->state_reads, 3);
     assert_null(f->env->uc.rule_lines); /* the line is gone once empty */
     /* A fifth event, later: side by side again, no line, no state read. */
-    tf_uc_fire_t fire = {.tenant_id = TENANT,
-                         .rules = f->given,
-                         .n = 1,
-                         .trigger = "event:order.created",
-                         .event_json = "{\"name\":\"order.created\"}"};
     f->given[0].state_version = f->version;
-    assert_int_equal(tf_uc_rules_fire(&f->env->uc, &fire, answered, f), 0);
+    fire_rules(f, 1, NULL);
     release_all();
     assert_int_equal(f->calls, 5);
     assert_int_equal(f->state_reads, 3);
@@ -312,12 +307,7 @@ static void test_events__after_a_collision_a_rules_firings_take_turns(void **sta
 static void test_events__a_state_that_always_changes_gives_up_as_stale(void **state) {
     fixture_t *f = *state;
     f->always_stale = 1;
-    tf_uc_fire_t fire = {.tenant_id = TENANT,
-                         .rules = f->given,
-                         .n = 1,
-                         .trigger = "event:order.created",
-                         .event_json = "{\"name\":\"order.created\"}"};
-    assert_int_equal(tf_uc_rules_fire(&f->env->uc, &fire, answered, f), 0);
+    fire_rules(f, 1, NULL);
     release_all();
     assert_int_equal(f->calls, 1);
     assert_int_equal(f->status, TF_ESTALE);
